@@ -28,10 +28,20 @@ Gradient checks have two modes: ``mode="full"`` compares every entry (arrays up 
 direction), ``mode="fast"`` compares a few random directional derivatives (for big layers).
 ``mode="auto"`` is full for small arrays and fast for big ones.
 """
+import contextlib
 import math
 import warnings
 
 import numpy as np
+
+try:                                   # small matrix products are fastest on one BLAS thread;
+    from threadpoolctl import threadpool_limits   # waking idle OpenBLAS threads between the
+except ImportError:                    # many tiny calls of a gradient check costs 10x
+    threadpool_limits = None
+
+
+def _one_blas_thread():
+    return threadpool_limits(1) if threadpool_limits else contextlib.nullcontext()
 
 __all__ = [
     "numerical_gradient", "numerical_jacobian", "relative_error", "diagnose",
@@ -42,10 +52,10 @@ __all__ = [
 
 #: Central-difference step. In float64 it gives ~1e-10 relative error on smooth functions.
 H = 1e-5
-#: Arrays up to this many entries are checked entry by entry in "full" mode.
+#: Gradients with at most this many entries in all are checked entry by entry in "full" mode.
 FULL_MAX_ENTRIES = 4096
 #: Larger arrays are split into at most this many blocks of rows in "full" mode.
-FULL_BLOCKS = 32
+FULL_BLOCKS = 16
 #: Number of random directions in "fast" mode.
 FAST_DIRECTIONS = 5
 #: Relative tolerance by the precision of the student's result.
@@ -497,13 +507,14 @@ def check_jacobian(f, jac, x, name=None):
 
 
 # ---------------------------------------------------------------------- probes
-def _probes(shape, mode, rng):
-    """Directions to compare along: ("entry", i) or ("dir", array, block description)."""
+def _probes(shape, mode, rng, entrywise):
+    """Directions to compare along: ("entry", None) or ("dir", [(unit direction, description)])."""
     size = math.prod(shape)
-    if mode == "full" and size <= FULL_MAX_ENTRIES:
+    if mode == "full" and entrywise:
         return "entry", None
     if mode == "full":
         rows = shape[0] if len(shape) >= 2 else size
+        # every block gets a random direction of its own: a wrong entry anywhere shows
         blocks = np.array_split(np.arange(rows), min(FULL_BLOCKS, rows))
         dirs = []
         for blk in blocks:
@@ -518,7 +529,7 @@ def _probes(shape, mode, rng):
         return "dir", dirs
     dirs = []
     for k in range(FAST_DIRECTIONS):
-        V = rng.standard_normal(shape)
+        V = rng.random(shape) - 0.5
         dirs.append((V / np.linalg.norm(V), f"random direction {k}"))
     return "dir", dirs
 
@@ -543,8 +554,9 @@ def check_gradients(forward, grads, inputs, dout=None, *, names=None, mode="auto
     d64 = None if dout is None else np.array(dout, dtype=np.float64)
     names = {k: (names or {}).get(k, "d" + k) for k in grads}
     hypotheses = hypotheses or {}
+    small = sum(x64[k].size for k in grads) <= FULL_MAX_ENTRIES
     if mode == "auto":
-        mode = "full" if all(x64[k].size <= FULL_MAX_ENTRIES for k in grads) else "fast"
+        mode = "full" if small else "fast"
     if batch_size is None:
         first = next(iter(x64.values()))
         batch_size = first.shape[0] if first.ndim >= 2 else None
@@ -555,6 +567,18 @@ def check_gradients(forward, grads, inputs, dout=None, *, names=None, mode="auto
         out = np.asarray(forward(**args), dtype=np.float64)
         return float(np.sum(out)) if d64 is None else float(np.sum(d64 * out))
 
+    with _one_blas_thread():
+        problems = _compare_all(grads, x64, names, loss, mode, small, rng, rtol, batch_size,
+                                hypotheses, inputs, dout)
+    if problems:
+        problems = _group(problems, list(names.values()))
+        if warned:
+            problems.append(f"(numpy warned while running your code: {warned[0]})")
+        _fail(problems)
+
+
+def _compare_all(grads, x64, names, loss, mode, small, rng, rtol, batch_size, hypotheses, inputs, dout):
+    """The comparisons of ``check_gradients``; returns the list of problems found."""
     problems = []
     for key, g in grads.items():
         name, x = names[key], x64[key]
@@ -575,7 +599,7 @@ def check_gradients(forward, grads, inputs, dout=None, *, names=None, mode="auto
             continue
         tol_rel = rtol if rtol is not None else RTOL.get(_as_float_array(g).dtype, 1e-6)
         L = lambda v, key=key: loss(key, v)  # noqa: E731
-        kind, dirs = _probes(x.shape, mode, rng)
+        kind, dirs = _probes(x.shape, mode, rng, entrywise=small)
         if kind == "entry":
             num = numerical_gradient(L, x)
             scale = max(np.max(np.abs(num), initial=0.0), np.max(np.abs(g64), initial=0.0))
@@ -607,11 +631,7 @@ def check_gradients(forward, grads, inputs, dout=None, *, names=None, mode="auto
                     f"{abs(s[k] - d[k]) / scale:.1e} along {dirs[k][1]} "
                     f"({len(bad)} of {len(dirs)} probes fail). Run the check on a small input "
                     "for a diagnosis."))
-    if problems:
-        problems = _group(problems, list(names.values()))
-        if warned:
-            problems.append(f"(numpy warned while running your code: {warned[0]})")
-        _fail(problems)
+    return problems
 
 
 def _group(problems, names):
@@ -754,7 +774,8 @@ def check_dense_backward(forward, backward, N=4, n_in=7, n_out=5, mode="auto", s
     hyps = None
     if X.size + W.size <= FULL_MAX_ENTRIES and mode != "fast":
         try:
-            hyps = _dense_hypotheses(forward, X, W, b, dout)
+            with _one_blas_thread():
+                hyps = _dense_hypotheses(forward, X, W, b, dout)
         except NotImplementedError:
             raise AssertionError(not_implemented_message(_name(forward))) from None
         except Exception:   # a broken forward is reported by the check itself, not here

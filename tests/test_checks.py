@@ -1,0 +1,169 @@
+"""Tests of autograder.checks itself: numerics, messages, isolation from solutions_lib."""
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from autograder import checks
+from solutions_lib import layers
+
+
+def test_checks_do_not_import_solutions_lib():
+    code = "import autograder.checks, sys; assert 'solutions_lib' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_checks_source_has_no_reference_solution():
+    import inspect
+    src = inspect.getsource(checks)
+    assert "solutions_lib" not in src
+    # the dense backward formulas (dW = dZᵀ X, dX = dZ W) must not be spelled out in code
+    assert not re.search(r"\.T\s*@\s*X\b", src)
+    assert not re.search(r"dZ\s*@\s*W\b", src)
+
+
+def test_numerical_gradient_is_accurate_in_float64():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3, 4))
+    g = checks.numerical_gradient(lambda v: np.sum(np.sin(v) * v ** 2), x)
+    exact = np.cos(x) * x ** 2 + 2 * x * np.sin(x)
+    assert checks.relative_error(g, exact) < 1e-9
+    assert g.dtype == np.float64
+
+
+def test_numerical_gradient_does_not_change_x_and_accepts_float32():
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    before = x.copy()
+    g = checks.numerical_gradient(lambda v: float(np.sum(v ** 2)), x)
+    assert np.array_equal(x, before)
+    assert np.allclose(g, 2 * before, atol=1e-6)
+
+
+def test_numerical_jacobian_numerator_layout():
+    W = np.arange(12.0).reshape(3, 4)
+    J = checks.numerical_jacobian(lambda v: W @ v, np.ones(4))
+    assert J.shape == (3, 4)              # (outputs, inputs)
+    assert np.allclose(J, W, atol=1e-8)
+
+
+def test_relative_error():
+    assert checks.relative_error(np.ones(3), np.ones(3)) == 0.0
+    assert checks.relative_error(np.zeros(2), np.zeros(2)) == 0.0
+    assert checks.relative_error([1.0, 2.0], [1.0, 2.2]) == pytest.approx(0.2 / 2.2)
+
+
+def test_not_implemented_gives_short_message():
+    def sigmoid_grad(z):
+        raise NotImplementedError()
+    with pytest.raises(AssertionError, match="not implemented yet"):
+        checks.check_activation(np.tanh, sigmoid_grad)
+    with pytest.raises(AssertionError, match="not implemented yet"):
+        checks.check_dense_backward(lambda X, W, b: layers.dense_forward(X, W, b, "relu"),
+                                    lambda dH, c: (_ for _ in ()).throw(NotImplementedError()))
+
+
+def test_none_return_is_named():
+    with pytest.raises(AssertionError, match="forget `return`"):
+        checks.check_forward(lambda x: None, lambda x: x, (np.ones(3),))
+
+
+def test_forward_mutation_is_caught():
+    def f(x):
+        x *= 2
+        return x
+    with pytest.raises(AssertionError, match="in place"):
+        checks.check_forward(f, lambda x: 2 * x, (np.ones((2, 3)),))
+
+
+def test_messages_never_reveal_expected_values():
+    rng = np.random.default_rng(3)
+    expected = rng.uniform(1, 9, size=(4, 3))
+    wrong = expected + rng.uniform(0.1, 0.5, size=(4, 3))
+    with pytest.raises(AssertionError) as err:
+        checks.check_close(wrong, expected, "dW")
+    msg = str(err.value)
+    for v in expected.ravel():
+        for fmt in ("{:.2f}", "{:.3g}", "{:.4g}"):
+            assert fmt.format(v) not in msg
+    assert "index" in msg
+
+
+def test_check_close_known_value_and_factor():
+    checks.check_close(2.5, 2.5, "loss")
+    with pytest.raises(AssertionError, match="twice"):
+        checks.check_close(5.0, 2.5, "loss")
+
+
+@pytest.mark.parametrize("mode", ["full", "fast"])
+def test_big_layer_checks_catch_small_defects(mode):
+    """784 -> 128 sigmoid layer, batch 32: the full and the fast check both catch one entry 1 %
+    off and a dropped unit, and pass the correct gradient."""
+    def fwd(X, W, b):
+        return layers.dense_forward(X, W, b, "sigmoid")
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((32, 784))
+    W = rng.standard_normal((128, 784)) * 0.05
+    b = rng.standard_normal(128) * 0.1
+    inputs = {"X": X, "W": W, "b": b}
+    checks.check_dense_backward(fwd, layers.dense_backward, inputs=inputs, mode=mode)
+
+    def one_entry_off(dH, cache):
+        dX, dW, db = layers.dense_backward(dH, cache)
+        dW = dW.copy()
+        dW[17, 300] *= 1.01
+        return dX, dW, db
+
+    def dropped_unit(dH, cache):
+        dX, dW, db = layers.dense_backward(dH, cache)
+        dW = dW.copy()
+        dW[5] = 0
+        return dX, dW, db
+
+    for bug in (one_entry_off, dropped_unit):
+        with pytest.raises(AssertionError, match="dW"):
+            checks.check_dense_backward(fwd, bug, inputs=inputs, mode=mode, seed=1)
+
+
+def test_relu_kink_never_fails_correct_code():
+    """Inputs exactly at the kink: any subgradient in [0, 1] is accepted."""
+    z = np.array([[0.0, -1.0, 1.0, 0.0]])
+    checks.check_activation(lambda v: np.maximum(v, 0), lambda v: (v > 0).astype(float), z=z)
+    checks.check_activation(lambda v: np.maximum(v, 0), lambda v: (v >= 0).astype(float), z=z)
+    x = np.array([[0.0, 2.0], [-3.0, 0.0]])
+    checks.check_gradient(lambda v: float(np.sum(np.maximum(v, 0) * [[1.0, 2.0], [3.0, 4.0]])),
+                          lambda v: (v > 0) * np.array([[1.0, 2.0], [3.0, 4.0]]), x)
+    with pytest.raises(AssertionError):   # but a value outside [0, 1] at the kink is wrong
+        checks.check_activation(lambda v: np.maximum(v, 0), lambda v: (v > 0) + 2.0 * (v == 0), z=z)
+
+
+def test_float32_inputs_get_float32_tolerance():
+    checks.check_dense_backward(lambda X, W, b: layers.dense_forward(X, W, b, "tanh"),
+                                layers.dense_backward, dtype=np.float32)
+
+
+def test_check_shape():
+    checks.check_shape(np.zeros((2, 3)), (2, 3))
+    with pytest.raises(AssertionError, match="transposed"):
+        checks.check_shape(np.zeros((3, 2)), (2, 3), "dW")
+    with pytest.raises(AssertionError, match="return"):
+        checks.check_shape(None, (2, 3))
+
+
+def test_check_finite():
+    checks.check_finite(np.ones(3))
+    with pytest.raises(AssertionError, match="NaN or inf"):
+        checks.check_finite(np.array([1.0, np.nan]))
+
+
+def test_diagnose_returns_none_for_equal_arrays():
+    a = np.arange(6.0).reshape(2, 3)
+    assert checks.diagnose(a, a.copy()) is None
+
+
+def test_wrong_number_of_gradients():
+    def backward(dH, cache):
+        return layers.dense_backward(dH, cache)[:2]
+    with pytest.raises(AssertionError, match="should return 3"):
+        checks.check_dense_backward(lambda X, W, b: layers.dense_forward(X, W, b), backward)
