@@ -1,0 +1,362 @@
+"""Preprocessing: train/validation/test splits, standardization, whitening, one-hot labels.
+
+Reference implementations of the preprocessing formulas of the notes, eqs. (20)–(23).
+Conventions:
+- Batch-first: a data matrix X has shape (N, D), one example per row, labels y shape (N,).
+- Statistics (mean, standard deviation, covariance) are *fitted on the training data only* and
+  then applied unchanged to validation and test data. Fitting them on all data would let
+  information about the test set leak into training.
+- Nothing here changes its inputs; every function returns new arrays.
+
+The loaders live in ``autograder.datasets`` (the module students get) and are re-exported here,
+so ``solutions_lib.data`` is the one place to look for everything about data.
+"""
+import numpy as np
+
+from autograder.datasets import (  # noqa: F401 -- re-exported
+    default_split_sizes,
+    load_digits,
+    load_mnist,
+    noisy_cosine,
+    read_idx,
+    write_idx,
+)
+
+__all__ = [
+    "load_mnist",
+    "read_idx",
+    "write_idx",
+    "load_digits",
+    "noisy_cosine",
+    "default_split_sizes",
+    "train_val_test_split",
+    "fit_standardizer",
+    "standardize",
+    "covariance",
+    "fit_whitening",
+    "whiten",
+    "one_hot",
+    "from_one_hot",
+]
+
+
+def _matrix(X, what):
+    """X as a float64 array of shape (N, D) with N >= 1, or a ValueError saying what to do."""
+    X = np.asarray(X)
+    if X.ndim != 2:
+        raise ValueError(
+            f"{what}: X must have shape (N, D), one example per row; got shape {X.shape}. "
+            "For one feature use X.reshape(-1, 1); for images flatten them, X.reshape(len(X), -1)."
+        )
+    if X.shape[0] < 1:
+        raise ValueError(f"{what}: X has no rows (shape {X.shape}); statistics need at least one example")
+    return X.astype(np.float64)
+
+
+def _check_features(X, vec, name, what):
+    """Check that vec has shape (D,) with D = X's last axis (X (N, D), or one example (D,))."""
+    if X.ndim not in (1, 2) or vec.shape != (X.shape[-1],):
+        raise ValueError(
+            f"{what}: X must have shape (N, D) (or (D,) for one example) and {name} shape (D,); "
+            f"got X {X.shape} and {name} {vec.shape}. Fit {name} on training data of the same D."
+        )
+
+
+# ---------------------------------------------------------------- splitting
+def _stratified_counts(class_counts, part_sizes):
+    """How many examples of each class go to each part.
+
+    Inputs: class_counts (C,) ints summing to N; part_sizes (K,) ints summing to N.
+    Output: A (C, K) int64 with row sums class_counts, column sums part_sizes, and every entry
+    the floor or the ceiling of its proportional share Q[c, k] = class_counts[c] * part_sizes[k] / N,
+    so |A - Q| < 1.
+
+    Start from the floors; the missing units are then handed out largest remainder first, and
+    when that greedy pass gets stuck (a class still needs a unit but every part it may round up
+    is full), augmenting paths move units around as in bipartite matching. Such a rounding
+    always exists (round the fractional parts of Q as a flow, whose integral solutions exist).
+    """
+    class_counts = np.asarray(class_counts, dtype=np.int64)
+    part_sizes = np.asarray(part_sizes, dtype=np.int64)
+    n = int(class_counts.sum())
+    numer = np.outer(class_counts, part_sizes)       # exact integers: Q = numer / n
+    A, rem = numer // n, numer % n
+    allowed = rem > 0                                # only entries with a fraction may round up
+    row_need = class_counts - A.sum(axis=1)
+    col_need = part_sizes - A.sum(axis=0)
+    B = np.zeros(A.shape, dtype=bool)                # the entries rounded up
+
+    for flat in np.argsort(-rem, axis=None, kind="stable"):   # largest remainder first
+        c, k = divmod(int(flat), A.shape[1])
+        if allowed[c, k] and row_need[c] > 0 and col_need[k] > 0:
+            B[c, k] = True
+            row_need[c] -= 1
+            col_need[k] -= 1
+
+    n_classes, n_parts = A.shape
+    while row_need.sum() > 0:
+        # Breadth-first search: class --(round up)--> part --(undo a round-up)--> class ...
+        # until a part with room is reached.
+        parent_part = np.full(n_parts, -1)           # part k was reached from this class
+        parent_class = np.full(n_classes, -2)        # class c was reached from this part (-1: start)
+        parent_class[row_need > 0] = -1
+        frontier, end = list(np.flatnonzero(row_need > 0)), -1
+        while frontier and end < 0:
+            next_frontier = []
+            for c in frontier:
+                for k in np.flatnonzero(allowed[c] & ~B[c] & (parent_part < 0)):
+                    parent_part[k] = c
+                    if col_need[k] > 0:
+                        end = k
+                        break
+                    for c2 in np.flatnonzero(B[:, k] & (parent_class == -2)):
+                        parent_class[c2] = k
+                        next_frontier.append(c2)
+                if end >= 0:
+                    break
+            frontier = next_frontier
+        if end < 0:  # impossible by the existence argument above
+            raise RuntimeError("stratified split: no integer allocation found (this is a bug)")
+        col_need[end] -= 1
+        k = end
+        while True:
+            c = parent_part[k]
+            B[c, k] = True
+            if parent_class[c] == -1:
+                row_need[c] -= 1
+                break
+            k = parent_class[c]
+            B[c, k] = False
+    return A + B
+
+
+def train_val_test_split(X, y, sizes, seed=0, stratify=True):
+    """Split a data set into disjoint training, validation and test parts.
+
+    Inputs:
+    - X: (N, ...) examples, one per row (any number of further axes, e.g. (N, 784)).
+    - y: (N,) labels.
+    - sizes: (n_train, n_val, n_test), non-negative integers with sum <= N (examples left over
+      are not used), e.g. ``default_split_sizes(N)``.
+    - seed: int seed of the numpy Generator that shuffles; the same seed gives the same split.
+    - stratify: if True (for classification), every part gets the class proportions of y as
+      closely as integer counts allow: part k holds the floor or the ceiling of
+      n_k · (count of class c) / N examples of class c. If False, a plain random split.
+    Returns (X_train, y_train, X_val, y_val, X_test, y_test): new arrays (copies) of shapes
+    (n_train, ...), (n_train,), (n_val, ...), (n_val,), (n_test, ...), (n_test,), each part in
+    random order. The inputs are not changed.
+    """
+    X, y = np.asarray(X), np.asarray(y)
+    if X.ndim < 1 or len(X) < 1:
+        raise ValueError(
+            f"train_val_test_split: X must hold at least one example, one per row; got shape {X.shape}"
+        )
+    n = len(X)
+    if y.shape != (n,):
+        raise ValueError(
+            f"train_val_test_split: y must have shape (N,) = ({n},), one label per row of X; got "
+            f"{y.shape}. For one-hot labels pass from_one_hot(Y)."
+        )
+    if (
+        len(sizes) != 3
+        or any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 0 for s in sizes)
+    ):
+        raise ValueError(
+            f"train_val_test_split: sizes must be three non-negative integers (n_train, n_val, "
+            f"n_test); got {sizes!r}"
+        )
+    sizes = tuple(int(s) for s in sizes)
+    if sum(sizes) > n:
+        raise ValueError(
+            f"train_val_test_split: sizes {sizes} sum to {sum(sizes)} but there are only {n} "
+            f"examples; make them smaller, e.g. default_split_sizes({n}) = {default_split_sizes(n)}"
+        )
+    rng = np.random.default_rng(seed)
+
+    if stratify:
+        _, y_class = np.unique(y, return_inverse=True)
+        y_class = y_class.reshape(-1)
+        counts = np.bincount(y_class)
+        A = _stratified_counts(counts, list(sizes) + [n - sum(sizes)])
+        by_class = np.split(np.argsort(y_class, kind="stable"), np.cumsum(counts)[:-1])
+        parts = [[], [], []]
+        for c, members in enumerate(by_class):
+            members = rng.permutation(members)
+            bounds = np.concatenate([[0], np.cumsum(A[c])])
+            for k in range(3):
+                parts[k].append(members[bounds[k]:bounds[k + 1]])
+        parts = [rng.permutation(np.concatenate(p)) for p in parts]
+    else:
+        perm = rng.permutation(n)
+        bounds = np.cumsum([0, *sizes])
+        parts = [perm[bounds[k]:bounds[k + 1]] for k in range(3)]
+
+    out = []
+    for idx in parts:
+        out += [X[idx], y[idx]]      # fancy indexing copies
+    return tuple(out)
+
+
+# ---------------------------------------------------------------- standardization, eq. (20)
+def fit_standardizer(X_train, eps=1e-8):
+    """Per-feature mean and standard deviation of the training data, for eq. (20).
+
+    Input: X_train (N, D), training examples only (never validation or test data).
+    - eps: a feature whose standard deviation is below eps (e.g. an MNIST border pixel that is
+      always 0) gets sigma = 1, so it is only centered instead of divided by ~0.
+    Returns (mu, sigma), float64 arrays of shape (D,); sigma is the population standard
+    deviation (divides by N, like the covariance of eq. (21)).
+    """
+    X = _matrix(X_train, "fit_standardizer")
+    mu = X.mean(axis=0)
+    sigma = X.std(axis=0)
+    sigma[sigma < eps] = 1.0
+    return mu, sigma
+
+
+def standardize(X, mu, sigma):
+    """Eq. (20): X_n = (X - mu) / sigma, with mu, sigma from ``fit_standardizer`` on training data.
+
+    Inputs: X (N, D) (or one example (D,)); mu (D,); sigma (D,).
+    Output: float64 array of X's shape.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    mu, sigma = np.asarray(mu, dtype=np.float64), np.asarray(sigma, dtype=np.float64)
+    _check_features(X, mu, "mu", "standardize")
+    _check_features(X, sigma, "sigma", "standardize")
+    return (X - mu) / sigma
+
+
+# ---------------------------------------------------------------- whitening, eqs. (21)–(22)
+def covariance(X):
+    """Eq. (21): the covariance matrix C = (1/N) (X - μ)ᵀ (X - μ), μ the mean row of X.
+
+    Note the 1/N (population covariance), not the 1/(N-1) of ``np.cov``'s default; it equals
+    ``np.cov(X, rowvar=False, bias=True)``.
+    Input: X (N, D). Output: C (D, D), symmetric.
+    """
+    X = _matrix(X, "covariance")
+    Xc = X - X.mean(axis=0)
+    return Xc.T @ Xc / X.shape[0]
+
+
+def fit_whitening(X_train, method="zca", eps=1e-8, n_components=None):
+    """Fit a whitening transform on training data: whiten(X) = (X - mu) @ W has covariance ≈ I.
+
+    With the eigendecomposition C = U diag(λ) Uᵀ of the training covariance (eq. (21)),
+    eigenvalues sorted from largest to smallest:
+    - "pca": W = U diag(1/sqrt(λ + eps)). The new features are the coordinates along the
+      principal axes, each rescaled to variance 1; with n_components = k only the first k
+      columns are kept (the k directions of largest variance), so W is (D, k).
+    - "zca": W = U diag(1/sqrt(λ + eps)) Uᵀ, symmetric (D, D). It rotates the PCA-whitened data
+      back, so the whitened data stays as close as possible to the original (whitened images
+      still look like images).
+    Eq. (22) of the notes is garbled; the rescaling is by 1/sqrt(λ + eps) of the eigenvalues λ
+    of C (for a symmetric positive semidefinite C these are also its singular values).
+    eps keeps directions of (almost) zero variance from being divided by ~0. The notes use
+    1e-8; for raw MNIST, where many pixels never vary, a larger eps (e.g. 0.1 for pixels scaled
+    to [0, 1]) keeps such pixels in *test* images from being amplified ten-thousandfold.
+
+    Inputs: X_train (N, D) training examples; method "zca" or "pca"; eps >= 0;
+    n_components (only for "pca"): None for all D, else an integer 1..D.
+    Returns (mu, W): mu (D,) the training mean, W (D, D) or (D, n_components).
+    Eigenvector signs are fixed so that the largest-magnitude entry of each column of U is
+    positive, which makes PCA results reproducible across machines.
+    """
+    X = _matrix(X_train, "fit_whitening")
+    D = X.shape[1]
+    if method not in ("zca", "pca"):
+        raise ValueError(f"fit_whitening: method must be 'zca' or 'pca'; got {method!r}")
+    if n_components is not None:
+        if method != "pca":
+            raise ValueError(
+                "fit_whitening: n_components only works with method='pca' (ZCA rotates back into "
+                "all D input dimensions); use method='pca' or leave n_components=None"
+            )
+        if isinstance(n_components, bool) or not isinstance(n_components, (int, np.integer)) \
+                or not 1 <= n_components <= D:
+            raise ValueError(
+                f"fit_whitening: n_components must be an integer from 1 to D = {D}; got {n_components!r}"
+            )
+    if not eps >= 0:
+        raise ValueError(f"fit_whitening: eps must be >= 0; got {eps!r}")
+
+    mu = X.mean(axis=0)
+    lam, U = np.linalg.eigh(covariance(X))           # ascending
+    lam, U = lam[::-1], U[:, ::-1]                   # descending
+    lam = np.clip(lam, 0.0, None)                    # rounding can make zero eigenvalues slightly negative
+    biggest = np.argmax(np.abs(U), axis=0)
+    U = U * np.sign(U[biggest, np.arange(D)])        # sign convention, see docstring
+    scale = 1.0 / np.sqrt(lam + eps)
+    if method == "pca":
+        W = U * scale                                # = U @ diag(scale): scales column j by scale[j]
+        if n_components is not None:
+            W = W[:, :n_components]
+    else:
+        W = (U * scale) @ U.T
+        W = (W + W.T) / 2                            # exactly symmetric despite rounding
+    return mu, np.ascontiguousarray(W)
+
+
+def whiten(X, mu, W):
+    """Apply a whitening fitted by ``fit_whitening``: (X - mu) @ W.
+
+    Inputs: X (N, D) (or one example (D,)); mu (D,); W (D, K).
+    Output: float64 (N, K) (or (K,)).
+    """
+    X = np.asarray(X, dtype=np.float64)
+    mu, W = np.asarray(mu, dtype=np.float64), np.asarray(W, dtype=np.float64)
+    _check_features(X, mu, "mu", "whiten")
+    if W.ndim != 2 or W.shape[0] != mu.shape[0]:
+        raise ValueError(f"whiten: W must have shape (D, K) with D = {mu.shape[0]}; got {W.shape}")
+    return (X - mu) @ W
+
+
+# ---------------------------------------------------------------- labels, eq. (23)
+def one_hot(y, num_classes=None):
+    """One-hot encode integer labels, eq. (23): row n has a 1 in column y[n] and 0 elsewhere.
+
+    Labels must be integers 0..num_classes-1 (for labels 1..K as in the notes pass y - 1).
+    Inputs: y (N,) integer labels; num_classes C, default max(y) + 1.
+    Output: float64 (N, C).
+    """
+    y = np.asarray(y)
+    if y.size == 0 and y.dtype == np.float64:
+        y = y.astype(np.int64)                       # np.asarray([]) is float64
+    if y.ndim != 1:
+        raise ValueError(
+            f"one_hot: y must have shape (N,), one integer label per example; got {y.shape}. "
+            "If y is already one-hot, use it as it is (or from_one_hot(y) to get the labels)."
+        )
+    if not np.issubdtype(y.dtype, np.integer):
+        raise ValueError(
+            f"one_hot: labels must be integers; got dtype {y.dtype}. If they are whole numbers "
+            "stored as floats, pass y.astype(int)."
+        )
+    if y.size and y.min() < 0:
+        raise ValueError(f"one_hot: labels must be >= 0; got {y.min()}. Shift them so they start at 0.")
+    if num_classes is None:
+        if y.size == 0:
+            raise ValueError("one_hot: y is empty, so the number of classes is unknown; pass num_classes")
+        num_classes = int(y.max()) + 1
+    elif isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 1:
+        raise ValueError(f"one_hot: num_classes must be a positive integer; got {num_classes!r}")
+    elif y.size and y.max() >= num_classes:
+        raise ValueError(
+            f"one_hot: label {y.max()} is out of range for num_classes={num_classes} (labels must "
+            f"be 0..{num_classes - 1}); increase num_classes or check the labels"
+        )
+    Y = np.zeros((y.shape[0], int(num_classes)), dtype=np.float64)
+    Y[np.arange(y.shape[0]), y] = 1.0
+    return Y
+
+
+def from_one_hot(Y):
+    """Labels from one-hot rows (or from class scores/probabilities): the argmax of each row.
+
+    Input: Y (N, C). Output: int64 (N,). Ties go to the smallest class index.
+    """
+    Y = np.asarray(Y)
+    if Y.ndim != 2 or Y.shape[1] < 1:
+        raise ValueError(f"from_one_hot: Y must have shape (N, C) with C >= 1; got {Y.shape}")
+    return np.argmax(Y, axis=1).astype(np.int64)
