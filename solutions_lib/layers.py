@@ -15,7 +15,7 @@ batch (its gradient carries the 1/N).
 """
 import numpy as np
 
-from .activations import get_activation
+from .activations import _float, get_activation
 
 
 def _check_dense_shapes(X, W, b):
@@ -83,7 +83,7 @@ def dropout_forward(X, p, rng, train=True):
     """
     if not 0.0 <= p < 1.0:
         raise ValueError(f"dropout probability p must be in [0, 1); got {p}")
-    X = np.asarray(X)
+    X = _float(X)
     if not train or p == 0.0:
         return X.copy(), None
     mask = (rng.random(X.shape) >= p).astype(X.dtype) / X.dtype.type(1.0 - p)
