@@ -108,7 +108,8 @@ def _mutated(before, after):
     """True if an array (or a container of arrays) changed."""
     if isinstance(before, np.ndarray):
         return not (isinstance(after, np.ndarray) and before.shape == after.shape
-                    and np.array_equal(before, after, equal_nan=True))
+                    and (np.array_equal(before, after)        # fast; NaN-aware only if needed
+                         or np.array_equal(before, after, equal_nan=True)))
     if isinstance(before, dict):
         return any(_mutated(before[k], after.get(k)) for k in before)
     if isinstance(before, (list, tuple)):
@@ -520,10 +521,10 @@ def _probes(shape, mode, rng, entrywise):
         for blk in blocks:
             V = np.zeros(shape)
             if len(shape) >= 2:
-                V[blk[0]:blk[-1] + 1] = rng.standard_normal((len(blk),) + tuple(shape[1:]))
+                V[blk[0]:blk[-1] + 1] = rng.random((len(blk),) + tuple(shape[1:])) - 0.5
                 where = f"rows {blk[0]}..{blk[-1]}" if len(blk) > 1 else f"row {blk[0]}"
             else:
-                V[blk[0]:blk[-1] + 1] = rng.standard_normal(len(blk))
+                V[blk[0]:blk[-1] + 1] = rng.random(len(blk)) - 0.5
                 where = f"entries {blk[0]}..{blk[-1]}" if len(blk) > 1 else f"entry {blk[0]}"
             dirs.append((V / np.linalg.norm(V), where))
         return "dir", dirs
