@@ -45,18 +45,6 @@ def main():
         t.append(time.perf_counter() - t0)
     fwd_ms = 1e3 * statistics.median(t)
 
-    def one_entry_off(dH, cache):
-        dX, dW, db = layers.dense_backward(dH, cache)
-        dW = dW.copy()
-        dW[17, 300] *= 1.01
-        return dX, dW, db
-
-    def dropped_unit(dH, cache):
-        dX, dW, db = layers.dense_backward(dH, cache)
-        dW = dW.copy()
-        dW[5] = 0
-        return dX, dW, db
-
     bugs = {
         "transposed dW": (forward, cat.bug_transposed_dW),
         "missing f'": (forward, cat.backward_with(lambda dH, Z, a: dH)),
@@ -70,8 +58,8 @@ def main():
         "bias not summed": (forward, cat.bug_bias_not_summed),
         "float32": (forward, cat.bug_float32),
         "wrong sign": (forward, cat.bug_sign),
-        "one entry 1 % off": (forward, one_entry_off),
-        "one unit dropped": (forward, dropped_unit),
+        "one entry 1 % off": (forward, cat.one_entry_off),
+        "one unit dropped": (forward, cat.dropped_unit),
     }
 
     print(f"784 -> 128 sigmoid layer, batch 32, float64; one forward pass: {fwd_ms:.2f} ms "

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from solutions_lib import activations as A
+from finite_differences import fd_gradient
 
 NAMES = sorted(set(A.ACTIVATIONS) - {"identity"})
 
@@ -16,17 +17,6 @@ def away_from_zero(rng, shape, low=0.1, high=3.0):
 
 def fd_elementwise(f, z, h=1e-6):
     return (f(z + h) - f(z - h)) / (2 * h)
-
-
-def fd_gradient(scalar_fn, x, h=1e-6):
-    """Central-difference gradient of a scalar function of the array x (shape of x)."""
-    x = np.array(x, dtype=np.float64)
-    g = np.zeros_like(x)
-    for idx in np.ndindex(x.shape):
-        e = np.zeros_like(x)
-        e[idx] = h
-        g[idx] = (scalar_fn(x + e) - scalar_fn(x - e)) / (2 * h)
-    return g
 
 
 # ---------------------------------------------------------------- derivatives

@@ -84,6 +84,23 @@ def bug_sign(dH, cache):
     return dZ @ W, dZ.T @ X, dZ.sum(axis=0)
 
 
+def one_entry_off(dH, cache):
+    """Subtle: one typical entry of dW (of median magnitude) is 1 % off."""
+    dX, dW, db = layers.dense_backward(dH, cache)
+    dW = dW.copy()
+    median_entry = np.argsort(np.abs(dW), axis=None)[dW.size // 2]
+    dW.flat[median_entry] *= 1.01
+    return dX, dW, db
+
+
+def dropped_unit(dH, cache):
+    """Subtle: the gradient of one unit (a row of dW) is lost."""
+    dX, dW, db = layers.dense_backward(dH, cache)
+    dW = dW.copy()
+    dW[min(5, dW.shape[0] - 1)] = 0
+    return dX, dW, db
+
+
 def mse_sum_not_mean(h, y):
     return h - y                                  # forgot / N
 
@@ -180,6 +197,8 @@ CATALOGUE = [
     ("bias not summed over the batch", lambda s: dense_case("relu", bug_bias_not_summed, s), "batch axis"),
     ("float32 computation", lambda s: dense_case("sigmoid", bug_float32, s), "float32"),
     ("wrong sign in backward", lambda s: dense_case("tanh", bug_sign, s), "wrong sign"),
+    ("one entry of dW 1 % off", lambda s: dense_case("sigmoid", one_entry_off, s), None),
+    ("one unit's gradient dropped", lambda s: dense_case("sigmoid", dropped_unit, s), "row"),
     ("sum instead of mean (mse grad)",
      lambda s: checks.check_gradient(lambda h, y=batch(s)[1]: losses.mse(h, y),
                                      lambda h, y=batch(s)[1]: mse_sum_not_mean(h, y), batch(s)[0]),

@@ -8,6 +8,7 @@ import pytest
 
 from autograder import checks
 from solutions_lib import layers
+from test_bug_catalogue import dropped_unit, one_entry_off
 
 
 def test_checks_do_not_import_solutions_lib():
@@ -108,18 +109,6 @@ def test_big_layer_checks_catch_small_defects(mode):
     b = rng.standard_normal(128) * 0.1
     inputs = {"X": X, "W": W, "b": b}
     checks.check_dense_backward(fwd, layers.dense_backward, inputs=inputs, mode=mode)
-
-    def one_entry_off(dH, cache):
-        dX, dW, db = layers.dense_backward(dH, cache)
-        dW = dW.copy()
-        dW[17, 300] *= 1.01
-        return dX, dW, db
-
-    def dropped_unit(dH, cache):
-        dX, dW, db = layers.dense_backward(dH, cache)
-        dW = dW.copy()
-        dW[5] = 0
-        return dX, dW, db
 
     for bug in (one_entry_off, dropped_unit):
         with pytest.raises(AssertionError, match="dW"):

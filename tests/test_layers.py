@@ -4,19 +4,9 @@ import pytest
 
 from solutions_lib import layers
 from solutions_lib.activations import get_activation
+from finite_differences import fd_gradient
 
 N, N_IN, N_OUT = 4, 7, 5      # all distinct, and W is not square: a transpose cannot hide
-
-
-def fd_gradient(scalar_fn, x, h=1e-6):
-    """Central-difference gradient of a scalar function of the array x (shape of x)."""
-    x = np.array(x, dtype=np.float64)
-    g = np.zeros_like(x)
-    for idx in np.ndindex(x.shape):
-        e = np.zeros_like(x)
-        e[idx] = h
-        g[idx] = (scalar_fn(x + e) - scalar_fn(x - e)) / (2 * h)
-    return g
 
 
 def dense_problem(seed):
