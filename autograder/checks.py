@@ -187,8 +187,12 @@ def _fmt_index(idx):
     return "(" + ", ".join(str(int(i)) for i in idx) + ")" if len(idx) != 1 else f"[{int(idx[0])}]"
 
 
-def _factor_advice(name, c, batch_size):
-    """Words for a result that is c times the expected one, or None if c is unremarkable."""
+def _factor_advice(name, c, batch_size, named_only=False):
+    """Words for a result that is c times the expected one, or None if c is unremarkable.
+
+    named_only: only speak of the telling factors (-1, N, 1/N, 2, ½); for a single number any
+    other "≈ c" would give the expected value away.
+    """
     def near(v):
         return abs(c - v) <= 1e-3 * max(1.0, abs(v))
     if near(-1):
@@ -209,7 +213,7 @@ def _factor_advice(name, c, batch_size):
                 "differentiating a square is missing.")
     if near(-2) or near(-0.5):
         return f"{name} is {c:g} times the expected value: both the sign and a factor 2 are off."
-    if abs(c) > 1e-3 and not near(1):
+    if abs(c) > 1e-3 and not near(1) and not named_only:
         return f"{name} is the expected value times a constant ≈ {c:.4g}: look for a stray factor."
     return None
 
@@ -275,21 +279,24 @@ def diagnose(actual, expected, name="result", *, batch_size=None, hypotheses=())
     if np.max(np.abs(e)) > 0:
         c = float(np.sum(a * e) / np.sum(e * e))
         if close(a, c * e):
-            advice = _factor_advice(name, c, batch_size)
+            advice = _factor_advice(name, c, batch_size, named_only=a.size < 3)
             if advice:
                 return advice
-        zero_rows = [i for i in range(a.shape[0]) if a.ndim == 2
-                     and np.all(a[i] == 0) and np.any(np.abs(e[i]) > 1e-9 * scale)]
-        if len(zero_rows) == 1 and np.max(np.abs(np.delete(a - e, zero_rows, axis=0))) <= 1e-6 * scale:
+        zero_rows = [] if a.ndim != 2 else [
+            i for i in range(a.shape[0]) if np.all(a[i] == 0) and np.any(np.abs(e[i]) > 1e-9 * scale)]
+        if len(zero_rows) == 1 and np.max(np.abs(np.delete(a - e, zero_rows, axis=0)),
+                                          initial=0.0) <= 1e-6 * scale:
             return (f"row {zero_rows[0]} of {name} is all zeros where it should not be: the "
                     "gradient of one unit was dropped.")
         advice = _ratio_advice(name, a, e)
         if advice:
             return advice
     err = np.abs(a - e)
+    if a.ndim == 0:
+        return f"{name} does not match the expected value (relative error {float(err / scale):.1e})."
     idx = np.unravel_index(int(np.argmax(err)), err.shape)
     return (f"{name} does not match: relative error {float(err.max() / scale):.1e}, worst at "
-            f"index {_fmt_index(idx) if idx else '()'}.")
+            f"index {_fmt_index(idx)}.")
 
 
 def _shape_advice(name, got, want, batch_size):

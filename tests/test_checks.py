@@ -91,6 +91,14 @@ def test_messages_never_reveal_expected_values():
     assert "index" in msg
 
 
+def test_scalar_mismatch_does_not_give_the_value_away():
+    with pytest.raises(AssertionError) as err:
+        checks.check_close(3.7, 2.5, "loss")
+    assert "≈" not in str(err.value) and "2.5" not in str(err.value)
+    assert checks.diagnose(np.float64(3.7), np.float64(2.5), "loss").startswith("loss does not match")
+    assert "row 0" in checks.diagnose(np.zeros((1, 3)), np.ones((1, 3)), "dW")
+
+
 def test_check_close_known_value_and_factor():
     checks.check_close(2.5, 2.5, "loss")
     with pytest.raises(AssertionError, match="twice"):
