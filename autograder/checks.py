@@ -35,13 +35,19 @@ import warnings
 import numpy as np
 
 try:                                   # small matrix products are fastest on one BLAS thread;
-    from threadpoolctl import threadpool_limits   # waking idle OpenBLAS threads between the
+    from threadpoolctl import ThreadpoolController  # waking idle OpenBLAS threads between the
 except ImportError:                    # many tiny calls of a gradient check costs 10x
-    threadpool_limits = None
+    ThreadpoolController = None
+_controller = []                       # created on first use: it scans the loaded libraries
 
 
 def _one_blas_thread():
-    return threadpool_limits(1) if threadpool_limits else contextlib.nullcontext()
+    """Context in which BLAS uses one thread (a no-op without threadpoolctl)."""
+    if ThreadpoolController is None:
+        return contextlib.nullcontext()
+    if not _controller:
+        _controller.append(ThreadpoolController())
+    return _controller[0].limit(limits=1, user_api="blas")
 
 __all__ = [
     "numerical_gradient", "numerical_jacobian", "relative_error", "diagnose",
