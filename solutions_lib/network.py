@@ -314,6 +314,10 @@ class MLP:
         X = np.ascontiguousarray(X, dtype=self.dtype)
         if X.ndim != 2 or X.shape[1] != self.sizes[0]:
             raise ValueError(f"X must have shape (N, {self.sizes[0]}); got {X.shape}")
+        if not np.all(np.isfinite(X)):
+            row = int(np.argwhere(~np.isfinite(X))[0, 0])
+            raise ValueError(f"X contains NaN or inf (first in row {row}): remove or impute those "
+                             "values before training or predicting")
         return X
 
     def _labels(self, y, n):
@@ -364,6 +368,11 @@ class MLP:
                 opt.step(self.params_, step.grads)
             self.history_["epoch_time"].append(time.perf_counter() - t0)
             self.history_["loss"].append(total / N)
+            if not np.isfinite(total):
+                bar.close()
+                raise FloatingPointError(
+                    f"training diverged in epoch {epoch}: the loss is {total / N}. Lower the "
+                    f"learning rate (lr={self.lr}) or standardise the inputs.")
             self.n_epochs_ = epoch
             if not has_val:
                 bar.set_postfix(loss=f"{total / N:.4f}")

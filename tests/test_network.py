@@ -251,3 +251,16 @@ def test_mlp_input_checks():
         nw.MLP((3, 3), optimizer="lbfgs")
     with pytest.raises(RuntimeError):
         nw.MLP((3, 3)).predict(X)
+
+
+def test_fit_rejects_nan_inputs_with_a_clear_message():
+    X = np.random.default_rng(0).random((20, 4))
+    X[3, 2] = np.nan
+    with pytest.raises(ValueError, match="NaN or inf .*row 3"):
+        nw.MLP(sizes=(4, 5, 3), progress=False).fit(X, np.arange(20) % 3)
+
+
+def test_diverging_training_stops_with_advice():
+    X = np.random.default_rng(0).random((20, 4)) * 1e30
+    with np.errstate(all="ignore"), pytest.raises(FloatingPointError, match="Lower the learning rate"):
+        nw.MLP(sizes=(4, 5, 3), optimizer="sgd", lr=1e30, progress=False, epochs=5).fit(X, np.arange(20) % 3)
