@@ -185,8 +185,8 @@ def _load_cache(path, check):
     if not os.path.isfile(path):
         return None
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {key: npz[key] for key in npz.files}
+        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as npz:   # fh closes even
+            arrays = {key: npz[key] for key in npz.files}                       # if np.load fails
         if check(arrays):
             return arrays
     except Exception:  # noqa: BLE001 -- any damage (zip, zlib, format, missing key) means rebuild
