@@ -634,7 +634,7 @@ def _compare_all(grads, x64, names, loss, mode, small, rng, rtol, batch_size, hy
         if problem:
             problems.append(problem)
             continue
-        g64 = _as_float_array(g).astype(np.float64)
+        g64 = np.asarray(g, dtype=np.float64)      # read only: no copy when already float64
         if not np.all(np.isfinite(g64)):
             problems.append(diagnose(g64, np.zeros_like(g64), name))
             continue
