@@ -812,8 +812,9 @@ def _dense_hypotheses(forward, X, W, b, dout):
         if np.allclose(g, fprime, atol=1e-6):
             continue                                    # not a bug for this activation
         C = dout * g
-        affine = {"X": lambda v: np.sum(C * (v @ W.T + b)), "W": lambda v: np.sum(C * (X @ v.T + b)),
-                  "b": lambda v: np.sum(C * (X @ W.T + v))}
+        affine = {"X": lambda v, C=C: np.sum(C * (v @ W.T + b)),
+                  "W": lambda v, C=C: np.sum(C * (X @ v.T + b)),
+                  "b": lambda v, C=C: np.sum(C * (X @ W.T + v))}
         for key, val in (("X", X), ("W", W), ("b", b)):
             hyps[key].append((f"d{key}: it looks like " + message, numerical_gradient(affine[key], val)))
     return hyps

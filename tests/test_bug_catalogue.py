@@ -41,6 +41,19 @@ def batch(seed, n=5, k=3):
     return rng.standard_normal((n, k)), rng.standard_normal((n, k)), rng
 
 
+def grad_case(loss, grad, seed, k=3, targets="real"):
+    """Check grad(h, y) against finite differences of loss(h, y) on a random batch (5, k).
+
+    targets: "real" (random reals), "binary" (0/1) or "onehot" (one-hot rows).
+    """
+    H, Y, _ = batch(seed, k=k)
+    if targets == "binary":
+        Y = (Y > 0).astype(float)
+    elif targets == "onehot":
+        Y = np.eye(k)[np.arange(len(H)) % k]
+    checks.check_gradient(lambda h: loss(h, Y), lambda h: grad(h, Y), H)
+
+
 # ---------------------------------------------------------------- the bugs
 def bug_transposed_dW(dH, cache):
     X, W, b, Z, act = cache
@@ -200,19 +213,13 @@ CATALOGUE = [
     ("one entry of dW 1 % off", lambda s: dense_case("sigmoid", one_entry_off, s), None),
     ("one unit's gradient dropped", lambda s: dense_case("sigmoid", dropped_unit, s), "row"),
     ("sum instead of mean (mse grad)",
-     lambda s: checks.check_gradient(lambda h, y=batch(s)[1]: losses.mse(h, y),
-                                     lambda h, y=batch(s)[1]: mse_sum_not_mean(h, y), batch(s)[0]),
-     "batch size"),
+     lambda s: grad_case(losses.mse, mse_sum_not_mean, s), "batch size"),
     ("lost 1/2 in the mse",
      lambda s: checks.check_forward(mse_lost_half, losses.mse, batch(s)[:2]), "½"),
     ("(N,) vs (N,1) broadcasting",
-     lambda s: checks.check_gradient(lambda h, y=batch(s, k=1)[1]: losses.mse(h, y),
-                                     lambda h, y=batch(s, k=1)[1]: mse_grad_flattens_y(h, y),
-                                     batch(s, k=1)[0]), "broadcast"),
+     lambda s: grad_case(losses.mse, mse_grad_flattens_y, s, k=1), "broadcast"),
     ("wrong sign in mse grad",
-     lambda s: checks.check_gradient(lambda h, y=batch(s)[1]: losses.mse(h, y),
-                                     lambda h, y=batch(s)[1]: mse_grad_wrong_sign(h, y), batch(s)[0]),
-     "wrong sign"),
+     lambda s: grad_case(losses.mse, mse_grad_wrong_sign, s), "wrong sign"),
     ("exp overflow in softmax",
      lambda s: checks.check_forward(softmax_naive, A.softmax, (1000 + 100 * batch(s)[0],)), "overflow"),
     ("exp overflow in sigmoid cross-entropy",
@@ -222,10 +229,8 @@ CATALOGUE = [
      lambda s: checks.check_forward(bce_log_zero, losses.sigmoid_cross_entropy,
                                     (batch(s)[0] * 1000, (batch(s)[1] > 0).astype(float))), "log(0)"),
     ("sigma' applied again after the fused CE gradient",
-     lambda s: checks.check_gradient(
-         lambda o, y=(batch(s)[1] > 0).astype(float): losses.sigmoid_cross_entropy(o, y),
-         lambda o, y=(batch(s)[1] > 0).astype(float): sce_grad_extra_sigmoid_prime(o, y),
-         batch(s)[0]), "σ′ factor too many"),
+     lambda s: grad_case(losses.sigmoid_cross_entropy, sce_grad_extra_sigmoid_prime, s, targets="binary"),
+     "σ′ factor too many"),
     ("relu_grad returns relu", lambda s: checks.check_activation(A.relu, relu_grad_returns_relu, seed=s),
      "not its derivative"),
     ("= instead of += at a fork",
@@ -338,17 +343,11 @@ CORRECT = [
      lambda s: checks.check_activation(A.relu, relu_grad_ge, z=np.array([[-1.0, 0.0, 2.0]]), seed=s)),
     ("relu_grad > 0, tested at the kink",
      lambda s: checks.check_activation(A.relu, A.relu_grad, z=np.array([[-1.0, 0.0, 2.0]]), seed=s)),
-    ("mse grad via mean", lambda s: checks.check_gradient(lambda h, y=batch(s)[1]: losses.mse(h, y),
-                                                          lambda h, y=batch(s)[1]: mse_grad_mean(h, y),
-                                                          batch(s)[0])),
-    ("fused CE grad", lambda s: checks.check_gradient(
-        lambda o, y=(batch(s)[1] > 0).astype(float): losses.sigmoid_cross_entropy(o, y),
-        lambda o, y=(batch(s)[1] > 0).astype(float): losses.sigmoid_cross_entropy_grad(o, y),
-        batch(s)[0])),
-    ("softmax CE grad", lambda s: checks.check_gradient(
-        lambda z, y=np.eye(3)[np.arange(5) % 3]: losses.softmax_cross_entropy(z, y),
-        lambda z, y=np.eye(3)[np.arange(5) % 3]: losses.softmax_cross_entropy_grad(z, y),
-        batch(s)[0])),
+    ("mse grad via mean", lambda s: grad_case(losses.mse, mse_grad_mean, s)),
+    ("fused CE grad", lambda s: grad_case(losses.sigmoid_cross_entropy, losses.sigmoid_cross_entropy_grad,
+                                          s, targets="binary")),
+    ("softmax CE grad", lambda s: grad_case(losses.softmax_cross_entropy, losses.softmax_cross_entropy_grad,
+                                            s, targets="onehot")),
     ("fork with +=", lambda s: checks.check_gradient(
         fork_forward, fork_backward, np.random.default_rng(s).uniform(-1, 1, size=4))),
     ("Jacobian", lambda s: checks.check_jacobian(tanh_of_affine, tanh_of_affine_jacobian,

@@ -1,5 +1,4 @@
 """Tests of data loading (autograder.datasets) and preprocessing (solutions_lib.data)."""
-import gzip
 import os
 import socket
 
