@@ -14,6 +14,7 @@ Main entry points
 numerical_gradient(f, x)                 central differences of a scalar function, float64
 numerical_jacobian(f, x)                 (m, n) Jacobian in numerator layout
 relative_error(a, b)                     max |a - b| / max(|a|, |b|)
+check_shape(actual, shape), check_dtype(actual, dtype), check_finite(actual)
 check_close(actual, expected, name)      a value against a known one
 check_forward(fn, reference, args)       an output against a reference function's output
 check_activation(f, f_grad)              an elementwise derivative against f
@@ -51,7 +52,7 @@ def _one_blas_thread():
 
 __all__ = [
     "numerical_gradient", "numerical_jacobian", "relative_error", "diagnose",
-    "check_shape", "check_finite", "check_close", "check_forward", "check_activation",
+    "check_shape", "check_dtype", "check_finite", "check_close", "check_forward", "check_activation",
     "check_gradient", "check_jacobian", "check_gradients", "check_layer",
     "check_dense_backward", "not_implemented_message",
 ]
@@ -334,6 +335,23 @@ def check_shape(actual, shape, name="result"):
     got = np.shape(actual)
     if got != tuple(shape):
         _fail(_shape_advice(name, got, tuple(shape), None))
+
+
+def check_dtype(actual, dtype=np.float64, name="result"):
+    """Assert that ``actual`` is an array of the given dtype (default float64)."""
+    if actual is None:
+        _fail(f"{name} is None: did the function forget to `return` its result?")
+    got, want = np.asarray(actual).dtype, np.dtype(dtype)
+    if got == want:
+        return
+    if np.issubdtype(want, np.floating) and np.issubdtype(got, np.integer):
+        _fail(f"{name} is an integer array ({got}) but should hold floats ({want}): it was "
+              "probably built from integer data (np.zeros_like of an int array, np.array([0, 1])); "
+              "give it a float dtype.")
+    if np.issubdtype(got, np.floating) and got.itemsize < want.itemsize:
+        _fail(f"{name} is {got} but should be {want}: lower precision throws digits away "
+              "(gradient checks need float64). Remove the astype/np.float32.")
+    _fail(f"{name} has dtype {got} but should have dtype {want}.")
 
 
 def check_finite(actual, name="result"):

@@ -148,6 +148,16 @@ def test_check_shape():
         checks.check_shape(None, (2, 3))
 
 
+def test_check_dtype():
+    checks.check_dtype(np.zeros(3), np.float64)
+    with pytest.raises(AssertionError, match="integer array"):
+        checks.check_dtype(np.zeros(3, dtype=int), np.float64, "dW")
+    with pytest.raises(AssertionError, match="float32 but should be float64"):
+        checks.check_dtype(np.zeros(3, dtype=np.float32), np.float64, "dW")
+    with pytest.raises(AssertionError, match="return"):
+        checks.check_dtype(None)
+
+
 def test_check_finite():
     checks.check_finite(np.ones(3))
     with pytest.raises(AssertionError, match="NaN or inf"):
