@@ -386,6 +386,24 @@ def load_digits():
     return np.array(digits.data, dtype=np.float64), np.array(digits.target, dtype=np.int64)
 
 
+def as_generator(rng, who="rng"):
+    """The course's one rule for randomness: a numpy Generator from ``rng``.
+
+    ``rng`` may be a numpy.random.Generator (used as it is), an int seed, or None, which means
+    seed 0, so that every result can be reproduced. ``who`` names the caller in the error.
+    """
+    if rng is None:
+        return np.random.default_rng(0)
+    if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
+        return np.random.default_rng(rng)
+    if isinstance(rng, np.random.Generator):
+        return rng
+    raise TypeError(
+        f"{who}: rng must be a numpy.random.Generator (np.random.default_rng(seed)), "
+        f"an int seed, or None; got {type(rng).__name__}"
+    )
+
+
 def noisy_cosine(n=64, noise=0.1, periods=1.0, rng=None):
     """The signal of the notes' "denoising a cosine" example: cos(t) plus Gaussian noise.
 
@@ -405,15 +423,7 @@ def noisy_cosine(n=64, noise=0.1, periods=1.0, rng=None):
         raise ValueError(f"noisy_cosine: noise is a standard deviation and must be >= 0; got {noise!r}")
     if not np.isfinite(periods) or periods <= 0:
         raise ValueError(f"noisy_cosine: periods must be > 0; got {periods!r}")
-    if rng is None:
-        rng = np.random.default_rng(0)
-    elif isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
-        rng = np.random.default_rng(rng)
-    elif not isinstance(rng, np.random.Generator):
-        raise TypeError(
-            "noisy_cosine: rng must be a numpy.random.Generator (np.random.default_rng(seed)), "
-            f"an int seed, or None; got {type(rng).__name__}"
-        )
+    rng = as_generator(rng, "noisy_cosine")
     t = np.linspace(0.0, 2.0 * np.pi * periods, int(n), endpoint=False)
     clean = np.cos(t)
     noisy = clean + noise * rng.standard_normal(int(n))

@@ -23,12 +23,7 @@ import numpy as np
 
 from autograder.checks import numerical_jacobian  # noqa: F401  (re-exported)
 
-from .activations import sigmoid, softmax
-
-
-def _float(x):
-    x = np.asarray(x)
-    return x if np.issubdtype(x.dtype, np.floating) else x.astype(np.float64)
+from .activations import _float, sigmoid, softmax
 
 
 # ---------------------------------------------------------------- multivariate chain rule

@@ -24,18 +24,12 @@ What is here:
 """
 import numpy as np
 
+from autograder.datasets import as_generator
+
 from .activations import get_activation, relu, sign
 
 
 # ---------------------------------------------------------------- helpers
-def _rng(rng):
-    """Return a numpy Generator: ``rng`` itself, a Generator seeded with the int ``rng``,
-    or one seeded with 0 when ``rng`` is None."""
-    if isinstance(rng, np.random.Generator):
-        return rng
-    return np.random.default_rng(0 if rng is None else rng)
-
-
 def _const(values):
     """A read-only float array, for module constants that nobody should change by accident."""
     a = np.array(values, dtype=np.float64)
@@ -135,7 +129,7 @@ def perceptron_train(X, y, lr=1.0, max_epochs=100, rng=None):
         )
     if lr <= 0:
         raise ValueError(f"learning rate lr must be positive; got {lr}")
-    rng = _rng(rng)
+    rng = as_generator(rng, "perceptron")
     w, b = np.zeros(X.shape[1]), 0.0
     errors_per_epoch = []
     for _ in range(max_epochs):
@@ -166,7 +160,7 @@ def linearly_separable_data(n=40, rng=None, margin=0.2):
         raise ValueError(f"need at least two points, one per class; got n = {n}")
     if not 0.0 <= margin < 0.5:
         raise ValueError(f"margin must be in [0, 0.5); got {margin}")
-    rng = _rng(rng)
+    rng = as_generator(rng, "linearly_separable_data")
     angle = rng.uniform(0.0, 2.0 * np.pi)
     normal = np.array([np.cos(angle), np.sin(angle)])
     offset = rng.uniform(-0.2, 0.2)

@@ -231,3 +231,14 @@ def test_single_neuron_models():
     np.testing.assert_array_equal(P.single_neuron(X, w, b, "sign"), P.perceptron_predict(X, w, b))
     with pytest.raises(ValueError, match="unknown activation"):
         P.single_neuron(X, w, b, "softplus")
+
+
+def test_randomness_follows_the_course_rule():
+    """Generator, int seed, or None meaning seed 0; anything else is a clear TypeError."""
+    from solutions_lib.perceptron import linearly_separable_data
+    a, _ = linearly_separable_data(10, rng=None)
+    b, _ = linearly_separable_data(10, rng=0)
+    c, _ = linearly_separable_data(10, rng=np.random.default_rng(0))
+    assert np.array_equal(a, b) and np.array_equal(a, c)
+    with pytest.raises(TypeError, match="linearly_separable_data: rng must be"):
+        linearly_separable_data(10, rng="zero")
