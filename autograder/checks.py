@@ -95,6 +95,23 @@ def _call(fn, *args, **kwargs):
     return result, [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
 
 
+def _call_checked(fn, args, name, arg_names=None):
+    """Call student code on copies of ``args``; fail if it changes an argument or returns None.
+
+    Returns (result, the RuntimeWarnings it emitted).
+    """
+    args = tuple(args)
+    mine = _copy_tree(args)
+    result, warned = _call(fn, *mine)
+    arg_names = arg_names or [f"argument {i}" for i in range(len(args))]
+    for before, after, arg in zip(args, mine, arg_names):
+        if _mutated(before, after):
+            _fail(_mutation_message(name, arg))
+    if result is None:
+        _fail(f"{name} returned None: did you forget `return`?")
+    return result, warned
+
+
 def _fail(messages):
     if isinstance(messages, str):
         messages = [messages]
@@ -404,14 +421,8 @@ def check_forward(fn, reference, args, name=None, rtol=None, batch_size=None):
     """
     name = name or _name(fn)
     args = tuple(args)
-    mine = _copy_tree(args)
-    out, warned = _call(fn, *mine)
-    for i, (before, after) in enumerate(zip(args, mine)):
-        if _mutated(before, after):
-            _fail(_mutation_message(name, f"argument {i}"))
+    out, warned = _call_checked(fn, args, name)
     expected = reference(*_copy_tree(args))
-    if out is None:
-        _fail(f"{name} returned None: did you forget `return`?")
     problem = _precision_problem(f"The output of {name}", out, args)
     if problem:
         _fail(problem)
@@ -467,11 +478,8 @@ def check_activation(f, f_grad, z=None, name=None, seed=0):
         z = rng.uniform(0.05, 4.0, size=(4, 6)) * rng.choice([-1.0, 1.0], size=(4, 6))
         z[0, :4] = [-1000.0, -50.0, 50.0, 1000.0]
     z = np.array(z, dtype=np.float64)
-    zc = z.copy()
-    fz, warned = _call(f, zc)
-    if _mutated(z, zc):
-        _fail(_mutation_message(_name(f), "z"))
-    if fz is None or np.shape(fz) != z.shape:
+    fz, warned = _call_checked(f, (z,), _name(f), ["z"])
+    if np.shape(fz) != z.shape:
         _fail(_shape_advice(f"the output of {_name(f)}", np.shape(fz), z.shape, None))
     if not np.all(np.isfinite(np.asarray(fz, dtype=np.float64))):
         idx = np.argwhere(~np.isfinite(np.asarray(fz, dtype=np.float64)))[0]
@@ -479,12 +487,7 @@ def check_activation(f, f_grad, z=None, name=None, seed=0):
               + (f" (numpy warned: {warned[0]})" if warned else "")
               + ". Large |z| overflows exp: use a form that only ever exponentiates -|z| "
                 "or subtract the maximum first.")
-    zc = z.copy()
-    g, warned = _call(f_grad, zc)
-    if _mutated(z, zc):
-        _fail(_mutation_message(name, "z"))
-    if g is None:
-        _fail(f"{name} returned None: did you forget `return`?")
+    g, warned = _call_checked(f_grad, (z,), name, ["z"])
     g = np.asarray(g)
     if g.shape != z.shape:
         _fail(_shape_advice(name, g.shape, z.shape, None))
@@ -519,10 +522,7 @@ def check_gradient(f, grad, x, name=None, mode="auto", seed=0, batch_size=None, 
     """
     name = name or _name(grad)
     x = np.asarray(x)
-    xc = x.copy()
-    g, warned = _call(grad, xc)
-    if _mutated(x, xc):
-        _fail(_mutation_message(name, "x"))
+    g, warned = _call_checked(grad, (x,), name, ["x"])
     if batch_size is None and x.ndim >= 2:
         batch_size = x.shape[0]
     check_gradients(lambda x: f(x), {"x": g}, {"x": x}, names={"x": name}, mode=mode, seed=seed,
@@ -533,12 +533,7 @@ def check_jacobian(f, jac, x, name=None):
     """Check ``jac(x)`` (numerator layout: one row per output, one column per input)."""
     name = name or _name(jac)
     x = np.asarray(x, dtype=np.float64)
-    xc = x.copy()
-    J, _ = _call(jac, xc)
-    if _mutated(x, xc):
-        _fail(_mutation_message(name, "x"))
-    if J is None:
-        _fail(f"{name} returned None: did you forget `return`?")
+    J, _ = _call_checked(jac, (x,), name, ["x"])
     expected = numerical_jacobian(f, x)
     J = np.asarray(J)
     if J.shape != expected.shape:
