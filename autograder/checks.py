@@ -16,7 +16,8 @@ numerical_jacobian(f, x)                 (m, n) Jacobian in numerator layout
 relative_error(a, b)                     max |a - b| / max(|a|, |b|)
 check_shape(actual, shape), check_dtype(actual, dtype), check_finite(actual)
 check_close(actual, expected, name)      a value against a known one
-check_forward(fn, reference, args)       an output against a reference function's output
+check_forward(fn, reference, args)       an output against a reference function's output or a value
+call(fn, *args)                          a student's result, with the same failure messages
 check_activation(f, f_grad)              an elementwise derivative against f
 check_gradient(f, grad, x)               a scalar function's gradient
 check_jacobian(f, jac, x)                a Jacobian
@@ -54,7 +55,7 @@ __all__ = [
     "numerical_gradient", "numerical_jacobian", "relative_error", "diagnose",
     "check_shape", "check_dtype", "check_finite", "check_close", "check_forward", "check_activation",
     "check_gradient", "check_jacobian", "check_gradients", "check_layer",
-    "check_dense_backward", "not_implemented_message",
+    "check_dense_backward", "not_implemented_message", "call",
 ]
 
 #: Central-difference step. In float64 it gives ~1e-10 relative error on smooth functions.
@@ -80,6 +81,19 @@ def _name(fn):
     return getattr(fn, "__name__", None) or "your function"
 
 
+def raised_by(err, fallback=None):
+    """Name of the function whose body raised ``err``: the innermost frame of its traceback.
+
+    When a test calls ``lambda X, W, b: dense_forward(X, W, b, "relu")`` the message should
+    name ``dense_forward``, not the lambda.
+    """
+    tb = err.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    name = tb.tb_frame.f_code.co_name if tb is not None else None
+    return name if name and not name.startswith("<") else fallback
+
+
 def _call(fn, *args, **kwargs):
     """Call student code. Returns (result, warnings it emitted).
 
@@ -90,9 +104,20 @@ def _call(fn, *args, **kwargs):
         warnings.simplefilter("always")
         try:
             result = fn(*args, **kwargs)
-        except NotImplementedError:
-            raise AssertionError(not_implemented_message(_name(fn))) from None
+        except NotImplementedError as err:
+            raise AssertionError(not_implemented_message(raised_by(err, _name(fn)))) from None
     return result, [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
+
+
+def call(fn, *args):
+    """Call ``fn(*args)`` the way every check does, and return its result.
+
+    For test cells that need a student's result to test it further (a trained perceptron,
+    a truth table): a function that still raises ``NotImplementedError`` gives the short
+    "not implemented yet" failure, one that changes its arguments in place or returns None
+    fails with a message saying so. The arguments are passed as copies.
+    """
+    return _call_checked(fn, args, _name(fn))[0]
 
 
 def _call_checked(fn, args, name, arg_names=None):
@@ -416,13 +441,14 @@ def check_close(actual, expected, name="result", rtol=None, atol=1e-12, batch_si
 def check_forward(fn, reference, args, name=None, rtol=None, batch_size=None):
     """Call ``fn(*args)`` and ``reference(*args)`` on copies and compare the outputs.
 
-    Also fails if ``fn`` changes its inputs, returns None, returns lower precision than its
+    ``reference`` may also be the expected value itself (a number or an array written in the
+    test cell), for a known small case. Also fails if ``fn`` changes its inputs, returns None, returns lower precision than its
     float64 inputs, or gives NaN/inf where the reference does not.
     """
     name = name or _name(fn)
     args = tuple(args)
     out, warned = _call_checked(fn, args, name)
-    expected = reference(*_copy_tree(args))
+    expected = reference(*_copy_tree(args)) if callable(reference) else reference
     problem = _precision_problem(f"The output of {name}", out, args)
     if problem:
         _fail(problem)
@@ -859,8 +885,8 @@ def check_dense_backward(forward, backward, N=4, n_in=7, n_out=5, mode="auto", s
         try:
             with _one_blas_thread():
                 hyps = _dense_hypotheses(forward, X, W, b, dout)
-        except NotImplementedError:
-            raise AssertionError(not_implemented_message(_name(forward))) from None
+        except NotImplementedError as err:
+            raise AssertionError(not_implemented_message(raised_by(err, _name(forward)))) from None
         except Exception:   # a broken forward is reported by the check itself, not here
             hyps = None
     check_layer(forward, backward, {"X": X, "W": W, "b": b}, dout, mode=mode, seed=seed,

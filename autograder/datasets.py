@@ -1,5 +1,6 @@
-"""Data sets of the course: MNIST (full or a small offline subset), sklearn's 8×8 digits, and
-the noisy cosine of the denoising example. Nothing here touches the network.
+"""Data sets of the course: MNIST (full or a small offline subset), sklearn's 8×8 digits, the
+noisy cosine of the denoising example, and a seeded linearly separable 2-D set for the
+perceptron. Nothing here touches the network.
 
 Conventions:
 - Batch-first: a data matrix X has shape (N, D), one example per row; labels y have shape (N,).
@@ -32,6 +33,7 @@ __all__ = [
     "load_mnist",
     "load_digits",
     "noisy_cosine",
+    "linearly_separable_data",
     "default_split_sizes",
     "default_cache_dir",
     "MNIST_FILES",
@@ -428,6 +430,42 @@ def noisy_cosine(n=64, noise=0.1, periods=1.0, rng=None):
     clean = np.cos(t)
     noisy = clean + noise * rng.standard_normal(int(n))
     return t, clean, noisy
+
+
+def linearly_separable_data(n=40, rng=None, margin=0.2):
+    """A seeded 2-D data set that a line separates with a gap of at least ``margin``.
+
+    A random line wᵀx + c = 0 (unit normal w) through the square [-1, 1]² is chosen, points
+    are drawn uniformly in the square, and those closer to the line than ``margin`` are
+    thrown away. Half of the points (rounded down) are labelled -1, the rest +1.
+    Inputs:
+    - n: number of points, >= 2.
+    - rng: numpy Generator or int seed (None: seed 0).
+    - margin: the smallest distance of any point to the separating line, 0 <= margin < 0.5.
+    Returns (X, y): X (n, 2) float points, y (n,) labels in {-1.0, +1.0}.
+    """
+    if n < 2:
+        raise ValueError(f"need at least two points, one per class; got n = {n}")
+    if not 0.0 <= margin < 0.5:
+        raise ValueError(f"margin must be in [0, 0.5); got {margin}")
+    rng = as_generator(rng, "linearly_separable_data")
+    angle = rng.uniform(0.0, 2.0 * np.pi)
+    normal = np.array([np.cos(angle), np.sin(angle)])
+    offset = rng.uniform(-0.2, 0.2)
+    n_neg = n // 2
+    wanted = {-1.0: n_neg, 1.0: n - n_neg}
+    points = {-1.0: [], 1.0: []}
+    while any(len(points[c]) < wanted[c] for c in points):
+        candidates = rng.uniform(-1.0, 1.0, size=(4 * n, 2))
+        distance = candidates @ normal + offset
+        for point, d in zip(candidates, distance):
+            label = 1.0 if d > 0 else -1.0
+            if abs(d) >= margin and len(points[label]) < wanted[label]:
+                points[label].append(point)
+    X = np.array(points[-1.0] + points[1.0])
+    y = np.concatenate([-np.ones(n_neg), np.ones(n - n_neg)])
+    order = rng.permutation(n)
+    return X[order], y[order]
 
 
 def default_split_sizes(n_samples):

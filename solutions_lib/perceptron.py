@@ -13,7 +13,8 @@ Conventions (as in the rest of ``solutions_lib``):
 
 What is here:
 - ``perceptron_predict``, ``perceptron_step``, ``perceptron_train``: the classic learning rule.
-- ``linearly_separable_data``: a seeded 2-D toy set the rule can learn.
+- ``linearly_separable_data``: a seeded 2-D toy set the rule can learn (it lives in
+  ``autograder.datasets``, because students need it too; re-exported here).
 - ``LOGIC_GATES`` / ``logic_gate``: AND, OR, NAND as single perceptrons.
 - ``XOR_INPUTS`` / ``XOR_TARGETS``: the XOR truth table, which no single perceptron can fit.
 - ``xor_network`` / ``xor_network_linear``: the two-layer ReLU network of the notes, and the
@@ -24,7 +25,7 @@ What is here:
 """
 import numpy as np
 
-from autograder.datasets import as_generator
+from autograder.datasets import as_generator, linearly_separable_data  # noqa: F401  (re-exported)
 
 from .activations import get_activation, relu, sign
 
@@ -142,42 +143,6 @@ def perceptron_train(X, y, lr=1.0, max_epochs=100, rng=None):
         if errors == 0:
             break
     return w, b, errors_per_epoch
-
-
-def linearly_separable_data(n=40, rng=None, margin=0.2):
-    """A seeded 2-D data set that a line separates with a gap of at least ``margin``.
-
-    A random line wᵀx + c = 0 (unit normal w) through the square [-1, 1]² is chosen, points
-    are drawn uniformly in the square, and those closer to the line than ``margin`` are
-    thrown away. Half of the points (rounded down) are labelled -1, the rest +1.
-    Inputs:
-    - n: number of points, >= 2.
-    - rng: numpy Generator or int seed (None: seed 0).
-    - margin: the smallest distance of any point to the separating line, 0 <= margin < 0.5.
-    Returns (X, y): X (n, 2) float points, y (n,) labels in {-1.0, +1.0}.
-    """
-    if n < 2:
-        raise ValueError(f"need at least two points, one per class; got n = {n}")
-    if not 0.0 <= margin < 0.5:
-        raise ValueError(f"margin must be in [0, 0.5); got {margin}")
-    rng = as_generator(rng, "linearly_separable_data")
-    angle = rng.uniform(0.0, 2.0 * np.pi)
-    normal = np.array([np.cos(angle), np.sin(angle)])
-    offset = rng.uniform(-0.2, 0.2)
-    n_neg = n // 2
-    wanted = {-1.0: n_neg, 1.0: n - n_neg}
-    points = {-1.0: [], 1.0: []}
-    while any(len(points[c]) < wanted[c] for c in points):
-        candidates = rng.uniform(-1.0, 1.0, size=(4 * n, 2))
-        distance = candidates @ normal + offset
-        for point, d in zip(candidates, distance):
-            label = 1.0 if d > 0 else -1.0
-            if abs(d) >= margin and len(points[label]) < wanted[label]:
-                points[label].append(point)
-    X = np.array(points[-1.0] + points[1.0])
-    y = np.concatenate([-np.ones(n_neg), np.ones(n - n_neg)])
-    order = rng.permutation(n)
-    return X[order], y[order]
 
 
 # ---------------------------------------------------------------- logic gates

@@ -174,3 +174,40 @@ def test_wrong_number_of_gradients():
         return layers.dense_backward(dH, cache)[:2]
     with pytest.raises(AssertionError, match="should return 3"):
         checks.check_dense_backward(lambda X, W, b: layers.dense_forward(X, W, b), backward)
+
+
+def test_not_implemented_names_the_function_that_raised_not_the_lambda():
+    def dense_forward(X, W, b, activation):
+        raise NotImplementedError()
+
+    def dense_backward(dH, cache):
+        raise NotImplementedError()
+
+    with pytest.raises(AssertionError, match=r"^dense_forward is not implemented yet"):
+        checks.check_dense_backward(lambda X, W, b: dense_forward(X, W, b, "relu"), dense_backward)
+
+
+def test_call_returns_the_result_or_explains():
+    def double(x):
+        return 2 * x
+
+    def todo(x):
+        raise NotImplementedError()
+
+    def in_place(x):
+        x *= 2
+        return x
+
+    assert checks.call(double, 3) == 6
+    with pytest.raises(AssertionError, match="todo is not implemented yet"):
+        checks.call(todo, 1)
+    with pytest.raises(AssertionError, match="changed its input"):
+        checks.call(in_place, np.ones(3))
+    with pytest.raises(AssertionError, match="returned None"):
+        checks.call(lambda x: None, 1)
+
+
+def test_check_forward_takes_a_known_value():
+    checks.check_forward(np.sum, 6.0, (np.array([1.0, 2.0, 3.0]),))
+    with pytest.raises(AssertionError, match="twice the expected value"):
+        checks.check_forward(lambda x: 2 * np.sum(x), 6.0, (np.array([1.0, 2.0, 3.0]),))

@@ -1,0 +1,342 @@
+"""Build the student release from the source notebooks, and prove it is clean.
+
+``nn-course build`` (also ``make release``) does, in order:
+
+1. ``nbgrader generate_assignment`` for every assignment of ``source_notebooks/`` (folders
+   named ``NN_topic``), from ``course/`` and with its ``nbgrader_config.py``, into
+   ``release/``. nbgrader strips the solutions, the hidden tests and all outputs.
+2. Copies the student kit into every assignment of the release: the student-facing modules
+   of ``autograder`` (``checks``, ``datasets``, ``widgets``), which hold no solution. A
+   student who receives one assignment folder can run it, and so can nbgrader on a
+   submission that comes back with that folder.
+3. Verifies the release (``verify_release``): no solution or hidden-test text, no
+   ``solutions_lib``, no outputs, every graded cell in place.
+4. Validates with nbgrader, so that failures fail: every source notebook must pass all its
+   tests, and every release notebook must fail all of them (nothing is solved in advance).
+   ``nbgrader validate`` itself exits 0 either way, so its results are read here.
+
+``nn-course build --check`` builds into a temporary folder instead and fails if ``release/``
+differs from that fresh build (someone edited ``release/`` by hand, or forgot to rebuild).
+"""
+import filecmp
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import nbformat
+
+#: Modules of ``autograder`` that students get (the rest is instructor tooling).
+STUDENT_MODULES = ("checks.py", "datasets.py", "widgets.py")
+#: The folder the kit goes into, inside every release assignment.
+KIT = "autograder"
+KIT_INIT = '''"""Helpers for this assignment: the checks its test cells call, data loaders, widgets.
+
+Copied from the course repository's ``autograder`` package by ``nn-course build``; do not edit
+(a fresh build replaces it). Nothing here contains a solution.
+"""
+'''
+ASSIGNMENT_NAME = re.compile(r"^\d\d_[a-z0-9_]+$")
+#: Markers nbgrader uses in source notebooks; none may survive into the release.
+MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS",
+           "BEGIN MARK SCHEME", "END MARK SCHEME")
+#: Words that must never reach students.
+FORBIDDEN = ("solutions_lib",)
+
+
+class BuildError(RuntimeError):
+    """The release could not be built, or it is not clean; the message lists every problem."""
+
+
+# ---------------------------------------------------------------- where things are
+def find_root(start=None):
+    """The course repository: the folder with ``course/nbgrader_config.py``.
+
+    Looked for from ``start`` (default: the current folder) upwards, then next to this
+    package (an editable install).
+    """
+    candidates = []
+    here = Path(start or os.getcwd()).resolve()
+    candidates += [here, *here.parents]
+    candidates.append(Path(__file__).resolve().parents[1])
+    for folder in candidates:
+        if (folder / "course" / "nbgrader_config.py").is_file() and (folder / "source_notebooks").is_dir():
+            return folder
+    raise BuildError("no course repository found: run this inside the repository (the folder "
+                     "with course/nbgrader_config.py and source_notebooks/), or pass --root")
+
+
+def assignments(root):
+    """Names of the assignments, in course order: folders ``source_notebooks/NN_topic``."""
+    folder = Path(root) / "source_notebooks"
+    names = sorted(p.name for p in folder.iterdir()
+                   if p.is_dir() and ASSIGNMENT_NAME.match(p.name) and any(p.glob("*.ipynb")))
+    if not names:
+        raise BuildError(f"no assignments in {folder}: expected folders like 01_perceptron/ "
+                         "holding the source notebooks")
+    return names
+
+
+def notebooks(folder):
+    """The notebooks of one assignment folder, sorted."""
+    return sorted(p for p in Path(folder).glob("*.ipynb") if not p.name.startswith("."))
+
+
+# ---------------------------------------------------------------- nbgrader
+def _nbgrader(args, cwd):
+    """Run an nbgrader command; raise BuildError with its log if it fails."""
+    env = dict(os.environ)
+    bin_dir = str(Path(sys.executable).parent)           # nbgrader calls `alembic` by name
+    env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")
+    proc = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True)
+    if proc.returncode != 0 or "[ERROR]" in proc.stderr or "| ERROR]" in proc.stderr:
+        raise BuildError(f"`nbgrader {' '.join(args)}` failed:\n{proc.stderr[-4000:]}")
+    return proc
+
+
+def generate(root, release_dir=None, use_db=True, only=None):
+    """Run ``nbgrader generate_assignment`` for every assignment; returns the release folder.
+
+    With ``release_dir`` the release goes there (a scratch workspace with a copy of the
+    course config is used, and no gradebook); otherwise into ``release/`` of the repository,
+    recording the assignments in the course's gradebook, as autograding needs. ``only``
+    names a single assignment to generate (into ``release_dir``).
+    """
+    root = Path(root).resolve()
+    names = assignments(root)
+    if only is not None:
+        if only not in names:
+            raise BuildError(f"no assignment {only!r}; there are {', '.join(names)}")
+        if release_dir is None:
+            raise BuildError("building a single assignment is only possible into a scratch folder")
+        names = [only]
+    if release_dir is None:
+        course, target = root / "course", root / "release"
+    else:
+        target = Path(release_dir).resolve()
+        work = Path(tempfile.mkdtemp(prefix="nn-course-build-"))
+        course = work / "course"
+        course.mkdir()
+        shutil.copy(root / "course" / "nbgrader_config.py", course)
+        (work / "source_notebooks").symlink_to(root / "source_notebooks")
+        (work / "release").symlink_to(target)
+        use_db = False
+    target.mkdir(parents=True, exist_ok=True)
+    for old in target.iterdir():                    # nothing stale survives a build
+        if old.is_dir():
+            shutil.rmtree(old)
+        else:
+            old.unlink()
+    try:
+        _nbgrader(["generate_assignment", only or "*", "--force"] + ([] if use_db else ["--no-db"]),
+                  cwd=course)
+    finally:
+        if release_dir is not None:
+            shutil.rmtree(work, ignore_errors=True)
+    missing = [n for n in names if not notebooks(target / n)]
+    if missing:
+        raise BuildError(f"nbgrader produced no notebook for {', '.join(missing)}")
+    for name in names:
+        add_kit(target / name)
+    return target
+
+
+def add_kit(folder):
+    """Copy the student-facing modules of ``autograder`` into ``folder/autograder/``."""
+    kit = Path(folder) / KIT
+    if kit.exists():
+        shutil.rmtree(kit)
+    kit.mkdir()
+    package = Path(__file__).resolve().parent
+    for module in STUDENT_MODULES:
+        shutil.copyfile(package / module, kit / module)
+    (kit / "__init__.py").write_text(KIT_INIT, encoding="utf-8")
+
+
+# ---------------------------------------------------------------- verification
+def _nbgrader_meta(cell):
+    return cell.get("metadata", {}).get("nbgrader", {})
+
+
+def _region_lines(source, begin, end):
+    """Lines strictly between ``### BEGIN X`` and ``### END X`` markers."""
+    lines, inside = [], False
+    for line in source.splitlines():
+        if begin in line:
+            inside = True
+        elif end in line:
+            inside = False
+        elif inside:
+            lines.append(line.strip())
+    return lines
+
+
+def _telling(line):
+    """A line distinctive enough that finding it in the release means a leak."""
+    return len(line) >= 12 and not line.startswith("#")
+
+
+def verify_release(root, release_dir=None):
+    """Problems with the release, as a list of strings (empty: the release is clean).
+
+    For every source notebook the release must have the same notebook, with the same graded
+    cells (by grade_id), no outputs, no nbgrader marker, no ``solutions_lib``, and none of
+    the telling lines of any solution or hidden test. The kit must equal ``autograder``'s
+    student modules.
+    """
+    root = Path(root)
+    release = Path(release_dir) if release_dir else root / "release"
+    problems = []
+    names = assignments(root)
+    extra = sorted(p.name for p in release.iterdir() if p.name not in names) if release.is_dir() else []
+    if extra:
+        problems.append(f"release/ holds {', '.join(extra)}, which no source assignment produces")
+    for name in names:
+        for src_path in notebooks(root / "source_notebooks" / name):
+            rel_path = release / name / src_path.name
+            where = f"release/{name}/{src_path.name}"
+            if not rel_path.is_file():
+                problems.append(f"{where} is missing")
+                continue
+            src = nbformat.read(src_path, as_version=4)
+            rel = nbformat.read(rel_path, as_version=4)
+            problems += _compare_notebooks(src, rel, where)
+        kit = release / name / KIT
+        for module in STUDENT_MODULES:
+            if not (kit / module).is_file() or not filecmp.cmp(
+                    kit / module, Path(__file__).resolve().parent / module, shallow=False):
+                problems.append(f"release/{name}/{KIT}/{module} differs from autograder/{module}")
+    for path in sorted(release.rglob("*")) if release.is_dir() else []:
+        if path.is_file() and path.suffix in (".ipynb", ".py", ".md", ".txt", ".csv", ".json"):
+            text = path.read_text(encoding="utf-8", errors="replace")
+            for word in MARKERS + FORBIDDEN:
+                if word in text:
+                    problems.append(f"{path.relative_to(release.parent)} contains {word!r}")
+    return problems
+
+
+def _compare_notebooks(src, rel, where):
+    problems = []
+    src_ids = {_nbgrader_meta(c).get("grade_id"): c for c in src.cells if _nbgrader_meta(c)}
+    rel_ids = {_nbgrader_meta(c).get("grade_id"): c for c in rel.cells if _nbgrader_meta(c)}
+    if set(src_ids) != set(rel_ids):
+        problems.append(f"{where}: graded cells differ from the source "
+                        f"(missing {sorted(set(src_ids) - set(rel_ids))}, "
+                        f"extra {sorted(set(rel_ids) - set(src_ids))})")
+    for i, cell in enumerate(rel.cells):
+        if cell.cell_type == "code" and (cell.get("outputs") or cell.get("execution_count")):
+            problems.append(f"{where}: cell {i} carries outputs; release notebooks must not")
+    for grade_id, cell in src_ids.items():
+        released = rel_ids.get(grade_id)
+        if released is None:
+            continue
+        whole = _nbgrader_meta(cell).get("solution") and "BEGIN SOLUTION" not in cell.source
+        secret = ([line.strip() for line in cell.source.splitlines()] if whole else [])
+        secret += (_region_lines(cell.source, "BEGIN SOLUTION", "END SOLUTION")
+                  + _region_lines(cell.source, "BEGIN HIDDEN TESTS", "END HIDDEN TESTS")
+                  + _region_lines(cell.source, "BEGIN MARK SCHEME", "END MARK SCHEME"))
+        released_lines = {line.strip() for line in released.source.splitlines()}
+        leaked = [line for line in secret if _telling(line) and line in released_lines]
+        if leaked:
+            problems.append(f"{where}: cell {grade_id!r} leaks solution or hidden-test lines, "
+                            f"e.g. {leaked[0]!r}")
+    return problems
+
+
+def compare_trees(a, b):
+    """Relative paths of files that differ between two folders (missing on either side too)."""
+    a, b = Path(a), Path(b)
+    skip = ("__pycache__", ".ipynb_checkpoints")
+
+    def files(root):
+        return {p.relative_to(root).as_posix() for p in root.rglob("*")
+                if p.is_file() and not any(s in p.parts for s in skip)}
+
+    fa, fb = files(a), files(b)
+    differ = sorted(fa ^ fb)
+    differ += sorted(p for p in fa & fb if not filecmp.cmp(a / p, b / p, shallow=False))
+    return differ
+
+
+# ---------------------------------------------------------------- validation
+def _course_config(root):
+    from traitlets.config.loader import PyFileConfigLoader
+
+    return PyFileConfigLoader("nbgrader_config.py", path=str(Path(root) / "course")).load_config()
+
+
+def validate(paths, root, invert=False):
+    """Validate notebooks with nbgrader; returns the problems as a list of strings.
+
+    Without ``invert`` every test cell must pass; with it every test cell must fail (how a
+    release notebook should behave before the student writes anything).
+    """
+    from nbgrader.validator import Validator
+
+    config = _course_config(root)
+    config.Validator.invert = invert
+    problems = []
+    for path in paths:
+        results = Validator(config=config).validate(str(path))
+        for key, what in (("type_changed", "a cell changed type"), ("changed", "a test cell changed"),
+                          ("failed", "a test fails"), ("passed", "a test passes before any code is written")):
+            for item in results.get(key, []):
+                first = item["source"].strip().splitlines()[0] if item["source"].strip() else ""
+                detail = item.get("raw_error", "").strip().splitlines()[-1:] or [""]
+                problems.append(f"{Path(path).name}: {what}: {first!r} {detail[0]}".rstrip())
+    return problems
+
+
+# ---------------------------------------------------------------- the command
+def build(root=None, check=False, run_validation=True, log=print):
+    """Build (or, with ``check``, rebuild in a scratch folder and compare) the release.
+
+    Raises BuildError listing every problem; returns the names of the assignments.
+    """
+    root = Path(root).resolve() if root else find_root()
+    names = assignments(root)
+    if check:
+        with tempfile.TemporaryDirectory(prefix="nn-course-fresh-") as tmp:
+            fresh = generate(root, release_dir=Path(tmp) / "release")
+            problems = verify_release(root, fresh)
+            differ = compare_trees(fresh, root / "release")
+            if differ:
+                problems.append("release/ differs from a fresh build in: " + ", ".join(differ[:10])
+                                + (" ..." if len(differ) > 10 else "")
+                                + ". Do not edit release/ by hand: change source_notebooks/ "
+                                  "and run `make release`.")
+    else:
+        log(f"Generating {len(names)} assignments with nbgrader ...")
+        generate(root)
+        problems = verify_release(root)
+        if not problems and run_validation:
+            log("Validating: source notebooks must pass their tests, release notebooks fail them ...")
+            for name in names:
+                problems += validate(notebooks(root / "source_notebooks" / name), root)
+                problems += validate(notebooks(root / "release" / name), root, invert=True)
+    if problems:
+        raise BuildError("the release is not clean:\n  - " + "\n  - ".join(problems))
+    for name in names:
+        log(f"  {name}: {summary(root / 'source_notebooks' / name)}")
+    log("release/ is " + ("identical to a fresh build." if check else "built and verified."))
+    return names
+
+
+def summary(folder):
+    """'4 graded exercises, 12 points (10 autograded, 2 manual)' for one assignment folder."""
+    auto = manual = count = 0
+    for path in notebooks(folder):
+        for cell in nbformat.read(path, as_version=4).cells:
+            meta = _nbgrader_meta(cell)
+            if meta.get("grade"):
+                count += 1
+                if cell.cell_type == "code":
+                    auto += meta.get("points", 0)
+                else:
+                    manual += meta.get("points", 0)
+    return (f"{count} graded cells, {auto + manual:g} points "
+            f"({auto:g} autograded, {manual:g} manually graded)")

@@ -1,0 +1,213 @@
+"""Run the course notebooks the way students and nbgrader do, for the notebook tests.
+
+Also a command for notebook authors:
+
+    .venv/bin/python tests/nbtools.py 01_perceptron
+
+runs the three student-side checks of one assignment (source passes; release fails only in
+its graded tests, with the "not implemented yet" message; release + reference answers
+passes without ``solutions_lib``) and prints what went wrong and how long each took.
+"""
+import copy
+import os
+import shutil
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from autograder import build  # noqa: E402
+
+NOT_IMPLEMENTED = "is not implemented yet"
+
+#: Installed in the kernel of a "student" run: solutions_lib cannot be imported there.
+BLOCK_SOLUTIONS = textwrap.dedent('''
+    import importlib.abc, sys
+
+    class _NoSolutions(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] == "solutions_lib":
+                raise ModuleNotFoundError(f"No module named {name!r} (students do not have it)")
+            return None
+
+    sys.meta_path.insert(0, _NoSolutions())
+''')
+
+
+def nbgrader_meta(cell):
+    return cell.get("metadata", {}).get("nbgrader", {})
+
+
+def is_test(cell):
+    meta = nbgrader_meta(cell)
+    return cell.cell_type == "code" and meta.get("grade") and not meta.get("solution")
+
+
+def is_answer(cell):
+    meta = nbgrader_meta(cell)
+    return cell.cell_type == "code" and meta.get("solution")
+
+
+def source_notebook(name):
+    """Path of the (single) source notebook of assignment ``name``."""
+    (path,) = build.notebooks(ROOT / "source_notebooks" / name)
+    return path
+
+
+def execute(nb, cwd, env=None, timeout=120):
+    """Execute a notebook (a NotebookNode, copied) in ``cwd``; errors are recorded, not raised.
+
+    Returns (executed notebook, seconds).
+    """
+    nb = copy.deepcopy(nb)
+    kernel_env = dict(os.environ)
+    kernel_env.pop("NBGRADER_EXECUTION", None)
+    kernel_env.update(env or {})
+    kernel_env.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=True,
+                            resources={"metadata": {"path": str(cwd)}})
+    start = time.perf_counter()
+    old_env = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(kernel_env)       # the kernel inherits the environment of this process
+    try:
+        client.execute()
+    finally:
+        os.environ.clear()
+        os.environ.update(old_env)
+    return nb, time.perf_counter() - start
+
+
+def errors(nb):
+    """[(cell index, grade_id or None, 'Ename: evalue')] for every cell that raised."""
+    found = []
+    for i, cell in enumerate(nb.cells):
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "error":
+                found.append((i, nbgrader_meta(cell).get("grade_id"),
+                              f"{out.get('ename')}: {out.get('evalue')}"))
+    return found
+
+
+def cell_text(cell):
+    """Everything a code cell printed (streams and text/plain results)."""
+    parts = []
+    for out in cell.get("outputs", []):
+        if out.get("output_type") == "stream":
+            parts.append(out.get("text", ""))
+        elif "data" in out:
+            parts.append(out["data"].get("text/plain", ""))
+        elif out.get("output_type") == "error":
+            parts.append(f"{out.get('ename')}: {out.get('evalue')}")
+    return "".join(parts)
+
+
+def strip_markers(source):
+    """A solution cell as the student who gets it right would leave it: markers removed."""
+    keep = [line for line in source.splitlines()
+            if "### BEGIN SOLUTION" not in line and "### END SOLUTION" not in line]
+    return textwrap.dedent("\n".join(keep)) if keep and not keep[0].startswith((" ", "\t")) \
+        else "\n".join(keep)
+
+
+def with_answers(release_nb, source_nb, replace=None):
+    """The release notebook with answer cells filled: reference answers, or ``replace[grade_id]``."""
+    answers = {nbgrader_meta(c).get("grade_id"): strip_markers(c.source)
+               for c in source_nb.cells if is_answer(c)}
+    answers.update(replace or {})
+    nb = copy.deepcopy(release_nb)
+    for cell in nb.cells:
+        grade_id = nbgrader_meta(cell).get("grade_id")
+        if is_answer(cell) and grade_id in answers:
+            cell.source = answers[grade_id]
+    return nb
+
+
+class StudentFolder:
+    """A scratch copy of one release assignment, run by a kernel without ``solutions_lib``."""
+
+    def __init__(self, name):
+        self.name = name
+        self.tmp = Path(tempfile.mkdtemp(prefix=f"nn-student-{name}-"))
+        self.folder = self.tmp / name
+        build.generate(ROOT, release_dir=self.tmp, only=name)
+        site = self.tmp / "site"
+        site.mkdir()
+        (site / "sitecustomize.py").write_text(BLOCK_SOLUTIONS)
+        self.env = {"PYTHONPATH": str(site)}
+        (self.release_path,) = build.notebooks(self.folder)
+
+    def release(self):
+        return nbformat.read(self.release_path, as_version=4)
+
+    def run(self, nb):
+        """Execute ``nb`` in the student folder; also reports which ``autograder`` it imported."""
+        nb = copy.deepcopy(nb)
+        probe = nbformat.v4.new_code_cell("import autograder as _a, os as _os\n"
+                                          "print('AUTOGRADER', _os.path.abspath(_a.__file__))")
+        nb.cells.append(probe)
+        executed, seconds = execute(nb, self.folder, env=self.env)
+        used = cell_text(executed.cells[-1])
+        executed.cells.pop()
+        return executed, seconds, used
+
+    def close(self):
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def check_assignment(name, log=print):
+    """The three student-side checks of one assignment. Returns a list of problems."""
+    problems = []
+    src_path = source_notebook(name)
+    src = nbformat.read(src_path, as_version=4)
+    executed, seconds = execute(src, src_path.parent)
+    log(f"source: {seconds:.1f} s")
+    for i, grade_id, err in errors(executed):
+        problems.append(f"source cell {i} ({grade_id}): {err}")
+    if seconds > 30:
+        problems.append(f"source takes {seconds:.1f} s (limit 30 s)")
+    student = StudentFolder(name)
+    try:
+        executed, seconds, used = student.run(student.release())
+        log(f"release as handed out: {seconds:.1f} s")
+        if str(student.folder) not in used:
+            problems.append(f"release did not import its own autograder kit ({used.strip()})")
+        tests = {nbgrader_meta(c).get("grade_id") for c in executed.cells if is_test(c)}
+        failed = set()
+        for i, grade_id, err in errors(executed):
+            if grade_id in tests:
+                failed.add(grade_id)
+                if NOT_IMPLEMENTED not in err:
+                    problems.append(f"release test {grade_id} fails without the not-implemented "
+                                    f"message: {err[:300]}")
+            else:
+                problems.append(f"release cell {i} ({grade_id}) errors: {err[:300]}")
+        for grade_id in sorted(tests - failed):
+            problems.append(f"release test {grade_id} passes before anything is written")
+        filled = with_answers(student.release(), src)
+        executed, seconds, _ = student.run(filled)
+        log(f"release + reference answers, no solutions_lib: {seconds:.1f} s")
+        for i, grade_id, err in errors(executed):
+            problems.append(f"release+answers cell {i} ({grade_id}): {err[:300]}")
+    finally:
+        student.close()
+    return problems
+
+
+if __name__ == "__main__":
+    total = []
+    for assignment in sys.argv[1:] or build.assignments(ROOT):
+        print(f"== {assignment}")
+        found = check_assignment(assignment)
+        for p in found:
+            print("  PROBLEM:", p)
+        total += found
+    print("OK" if not total else f"{len(total)} problems")
+    sys.exit(1 if total else 0)
