@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: install test test-fast bench clean
+.PHONY: install test test-fast release check-release bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,14 @@ test: install
 
 test-fast: install
 	$(PY) -m pytest -m "not slow"
+
+# Build release/ from source_notebooks/ with nbgrader, verify it and validate every notebook.
+release: install
+	$(VENV)/bin/nn-course build
+
+# Fail if release/ is not what a fresh build gives (hand edits, a forgotten rebuild, a leak).
+check-release: install
+	$(VENV)/bin/nn-course build --check
 
 $(VENV)/.bench-installed: $(VENV)/.installed
 	$(PY) -m pip install --quiet -e ".[test,bench]"

@@ -5,13 +5,15 @@
 1. ``nbgrader generate_assignment`` for every assignment of ``source_notebooks/`` (folders
    named ``NN_topic``), from ``course/`` and with its ``nbgrader_config.py``, into
    ``release/``. nbgrader strips the solutions, the hidden tests and all outputs.
-2. Copies the student kit into every assignment of the release: the student-facing modules
-   of ``autograder`` (``checks``, ``datasets``, ``widgets``), which hold no solution. A
-   student who receives one assignment folder can run it, and so can nbgrader on a
-   submission that comes back with that folder.
-3. Verifies the release (``verify_release``): no solution or hidden-test text, no
+   Before that it puts the student kit into every source assignment folder: the
+   student-facing modules of ``autograder`` (``checks``, ``datasets``, ``widgets``), which
+   hold no solution. nbgrader copies it into the release like any assignment file, so a
+   student who receives one assignment folder can run it, and ``nbgrader autograde``
+   restores it over a student's copy. Then it writes ``release/README.md`` (how students
+   work) and ``release/environment.yml`` (what they install: no nbgrader, no solutions).
+2. Verifies the release (``verify_release``): no solution or hidden-test text, no
    ``solutions_lib``, no outputs, every graded cell in place.
-4. Validates with nbgrader, so that failures fail: every source notebook must pass all its
+3. Validates with nbgrader, so that failures fail: every source notebook must pass all its
    tests, and every release notebook must fail all of them (nothing is solved in advance).
    ``nbgrader validate`` itself exits 0 either way, so its results are read here.
 
@@ -39,6 +41,38 @@ Copied from the course repository's ``autograder`` package by ``nn-course build`
 (a fresh build replaces it). Nothing here contains a solution.
 """
 '''
+#: Instructor-only dependencies, left out of the students' environment file.
+INSTRUCTOR_ONLY = ("nbgrader", "nbformat", "nbclient")
+#: Files the build writes at the top of release/, next to the assignments.
+RELEASE_FILES = ("README.md", "environment.yml")
+STUDENT_README = """# Neural networks from scratch: your assignments
+
+Each folder is one assignment: open the notebook inside it in JupyterLab and work from top to
+bottom. Fill in every `YOUR CODE HERE` (and `YOUR ANSWER HERE`), run the cell, then run the
+test cell below it: it either says the tests passed or tells you what is wrong.
+
+{assignments}
+
+## Setting up (once)
+
+With conda (or mamba):
+
+    conda env create -f environment.yml
+    conda activate nn-course-student
+    jupyter lab
+
+With pip: `pip install {pip_list}`, then `jupyter lab`.
+
+Everything runs offline. Each assignment folder carries its own `autograder/` folder: the
+checks the test cells call, the data loaders and the widgets. Keep it next to the notebook and
+do not edit it (it holds no solutions, and your grade does not come from it: the instructor
+grades with the original tests).
+
+To hand in, return the notebook (with its folder, if your course asks for that) the way your
+instructor tells you. Do not rename the notebook, and do not delete or split cells: the
+graded cells carry metadata that grading relies on.
+"""
+
 ASSIGNMENT_NAME = re.compile(r"^\d\d_[a-z0-9_]+$")
 #: Markers nbgrader uses in source notebooks; none may survive into the release.
 MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS",
@@ -125,6 +159,8 @@ def generate(root, release_dir=None, use_db=True, only=None):
         (work / "source_notebooks").symlink_to(root / "source_notebooks")
         (work / "release").symlink_to(target)
         use_db = False
+    for name in names:                  # nbgrader copies the kit into the release, and back
+        add_kit(root / "source_notebooks" / name)   # over a student's copy when autograding
     target.mkdir(parents=True, exist_ok=True)
     for old in target.iterdir():                    # nothing stale survives a build
         if old.is_dir():
@@ -140,13 +176,42 @@ def generate(root, release_dir=None, use_db=True, only=None):
     missing = [n for n in names if not notebooks(target / n)]
     if missing:
         raise BuildError(f"nbgrader produced no notebook for {', '.join(missing)}")
-    for name in names:
-        add_kit(target / name)
+    if only is None:
+        write_student_files(root, target, names)
     return target
 
 
+def _student_dependencies(root):
+    import tomllib
+
+    project = tomllib.loads((Path(root) / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    deps = [d for d in project["dependencies"]
+            if not any(re.match(rf"{name}\b", d) for name in INSTRUCTOR_ONLY)]
+    return deps, project["requires-python"]
+
+
+def write_student_files(root, target, names):
+    """release/README.md (how students work) and release/environment.yml (what they install)."""
+    deps, _ = _student_dependencies(root)
+    listing = "\n".join(f"- `{name}/`" for name in names)
+    (Path(target) / "README.md").write_text(
+        STUDENT_README.format(assignments=listing, pip_list=" ".join(f'"{d}"' for d in deps)),
+        encoding="utf-8")
+    lines = ["# Students' environment: conda env create -f environment.yml",
+             "# (generated by `nn-course build` from the course's pyproject.toml)",
+             "name: nn-course-student", "channels:", "  - conda-forge", "dependencies:",
+             "  - python=3.11"] + [f"  - {d}" for d in deps]
+    (Path(target) / "environment.yml").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
 def add_kit(folder):
-    """Copy the student-facing modules of ``autograder`` into ``folder/autograder/``."""
+    """Copy the student-facing modules of ``autograder`` into ``folder/autograder/``.
+
+    The build puts the kit into every *source* assignment folder (ignored by git), so that
+    nbgrader treats it like any file of the assignment: ``generate_assignment`` copies it
+    into the release, and ``autograde`` copies it over whatever a student sent back, so an
+    edited kit cannot change a grade.
+    """
     kit = Path(folder) / KIT
     if kit.exists():
         shutil.rmtree(kit)
@@ -192,7 +257,8 @@ def verify_release(root, release_dir=None):
     release = Path(release_dir) if release_dir else root / "release"
     problems = []
     names = assignments(root)
-    extra = sorted(p.name for p in release.iterdir() if p.name not in names) if release.is_dir() else []
+    extra = sorted(p.name for p in release.iterdir()
+                   if p.name not in names and p.name not in RELEASE_FILES) if release.is_dir() else []
     if extra:
         problems.append(f"release/ holds {', '.join(extra)}, which no source assignment produces")
     for name in names:

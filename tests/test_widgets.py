@@ -1,0 +1,98 @@
+"""autograder.widgets: sliders when possible, a one-line note when not, nothing under nbgrader."""
+import subprocess
+import sys
+
+import matplotlib
+import numpy as np
+import pytest
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from autograder import build, widgets  # noqa: E402
+
+
+@pytest.fixture
+def interact_calls(monkeypatch):
+    import ipywidgets
+
+    calls = []
+    monkeypatch.setattr(ipywidgets, "interact", lambda f, **kw: calls.append((f, kw)))
+    monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
+    return calls
+
+
+def test_interactive_builds_sliders_when_the_figure_can_be_drawn(interact_calls, capsys):
+    @widgets.interactive(a=(0.0, 1.0, 0.1))
+    def show(a=0.5):
+        plt.plot([0, a])
+
+    assert len(interact_calls) == 1 and interact_calls[0][1] == {"a": (0.0, 1.0, 0.1)}
+    assert capsys.readouterr().out == ""
+    assert plt.get_fignums() == [], "the trial drawing must not leave a figure behind"
+    assert show(a=0.2) is None       # the decorated function is still callable
+    plt.close("all")
+
+
+def test_interactive_names_the_missing_function_in_one_line(interact_calls, capsys):
+    def perceptron_predict(X, w, b):
+        # YOUR CODE HERE
+        raise NotImplementedError()
+
+    @widgets.interactive(b=(-1.0, 1.0, 0.1))
+    def show(b=0.0):
+        plt.plot(perceptron_predict(np.zeros((2, 2)), np.ones(2), b))
+
+    out = capsys.readouterr().out
+    assert interact_calls == []
+    assert out.count("\n") == 1 and "`perceptron_predict`" in out and "not implemented yet" in out
+    assert plt.get_fignums() == []
+
+
+def test_other_errors_are_not_hidden(interact_calls):
+    with pytest.raises(ZeroDivisionError):
+        @widgets.interactive(a=(0.0, 1.0))
+        def show(a=0.5):
+            return 1 / 0
+
+
+def test_no_widgets_while_nbgrader_runs(interact_calls, monkeypatch, capsys):
+    monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
+    drawn = []
+
+    @widgets.interactive(a=(0.0, 1.0))
+    def show(a=0.5):
+        drawn.append(a)
+
+    assert interact_calls == [] and drawn == []
+    assert "skipped" in capsys.readouterr().out
+
+
+def test_sliders_need_defaults(interact_calls):
+    with pytest.raises(TypeError, match="default value for a"):
+        @widgets.interactive(a=(0.0, 1.0))
+        def show(a):
+            pass
+
+
+def test_plot_decision_regions_colours_by_the_prediction():
+    X = np.array([[0.0, 0.0], [1.0, 1.0], [0.0, 1.0], [1.0, 0.0]])
+    y = np.array([-1.0, 1.0, 1.0, -1.0])
+    fig, ax = plt.subplots()
+    widgets.plot_decision_regions(ax, lambda P: np.where(P[:, 1] > 0.5, 1.0, -1.0), X, y,
+                                  resolution=20, title="t")
+    assert ax.get_title() == "t" and len(ax.collections) >= 3   # regions + two scatters
+    plt.close(fig)
+
+
+def test_student_kit_runs_alone(tmp_path):
+    """The kit copied into each release folder imports without solutions_lib or instructor code."""
+    build.add_kit(tmp_path)
+    code = ("import sys; sys.meta_path.insert(0, type('B', (), {'find_spec': staticmethod("
+            "lambda n, p=None, t=None: (_ for _ in ()).throw(ImportError(n)) "
+            "if n.split('.')[0] == 'solutions_lib' else None)})());"
+            "import autograder, autograder.checks, autograder.datasets, autograder.widgets;"
+            f"assert autograder.__file__.startswith({str(tmp_path)!r}), autograder.__file__;"
+            "assert not any(m.startswith(('solutions_lib', 'autograder.build', 'autograder.cli'))"
+            " for m in sys.modules)")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path)
