@@ -31,6 +31,7 @@ direction), ``mode="fast"`` compares a few random directional derivatives (for b
 ``mode="auto"`` is full for small arrays and fast for big ones.
 """
 import contextlib
+import inspect
 import math
 import warnings
 
@@ -55,7 +56,7 @@ __all__ = [
     "numerical_gradient", "numerical_jacobian", "relative_error", "diagnose",
     "check_shape", "check_dtype", "check_finite", "check_close", "check_forward", "check_activation",
     "check_gradient", "check_jacobian", "check_gradients", "check_layer",
-    "check_dense_backward", "not_implemented_message", "call",
+    "check_dense_backward", "not_implemented_message", "call", "raised_by",
 ]
 
 #: Central-difference step. In float64 it gives ~1e-10 relative error on smooth functions.
@@ -120,6 +121,16 @@ def call(fn, *args):
     return _call_checked(fn, args, _name(fn))[0]
 
 
+def _arg_names(fn, n):
+    """Names of the first n positional parameters of fn ("argument i" where unknown)."""
+    try:
+        params = [p.name for p in inspect.signature(fn).parameters.values()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    except (TypeError, ValueError):
+        params = []
+    return [params[i] if i < len(params) else f"argument {i}" for i in range(n)]
+
+
 def _call_checked(fn, args, name, arg_names=None):
     """Call student code on copies of ``args``; fail if it changes an argument or returns None.
 
@@ -128,7 +139,7 @@ def _call_checked(fn, args, name, arg_names=None):
     args = tuple(args)
     mine = _copy_tree(args)
     result, warned = _call(fn, *mine)
-    arg_names = arg_names or [f"argument {i}" for i in range(len(args))]
+    arg_names = arg_names or _arg_names(fn, len(args))
     for before, after, arg in zip(args, mine, arg_names):
         if _mutated(before, after):
             _fail(_mutation_message(name, arg))
@@ -438,11 +449,13 @@ def check_close(actual, expected, name="result", rtol=None, atol=1e-12, batch_si
           or f"{name} does not match the expected value.")
 
 
-def check_forward(fn, reference, args, name=None, rtol=None, batch_size=None):
+def check_forward(fn, reference, args, name=None, rtol=None, batch_size=None, hypotheses=()):
     """Call ``fn(*args)`` and ``reference(*args)`` on copies and compare the outputs.
 
     ``reference`` may also be the expected value itself (a number or an array written in the
-    test cell), for a known small case. Also fails if ``fn`` changes its inputs, returns None, returns lower precision than its
+    test cell), for a known small case. ``hypotheses`` are (advice, wrong value) pairs, as for
+    ``check_close``: when the output matches a wrong value, the message gives that advice.
+    Also fails if ``fn`` changes its inputs, returns None, returns lower precision than its
     float64 inputs, or gives NaN/inf where the reference does not.
     """
     name = name or _name(fn)
@@ -455,7 +468,8 @@ def check_forward(fn, reference, args, name=None, rtol=None, batch_size=None):
     if batch_size is None and args and np.ndim(args[0]) >= 1:
         batch_size = np.shape(args[0])[0]
     try:
-        check_close(out, expected, f"the output of {name}", rtol=rtol, batch_size=batch_size)
+        check_close(out, expected, f"the output of {name}", rtol=rtol, batch_size=batch_size,
+                    hypotheses=hypotheses)
     except AssertionError as err:
         hint = f" (numpy warned: {warned[0]})" if warned else ""
         raise AssertionError(str(err) + hint) from None
@@ -642,6 +656,7 @@ def check_gradients(forward, grads, inputs, dout=None, *, names=None, mode="auto
         out = np.asarray(forward(**args), dtype=np.float64)
         return float(np.sum(out)) if d64 is None else float(np.sum(d64 * out))
 
+    _call(forward, **_copy_tree(x64))     # an unwritten forward: the one-line message, no traceback
     with _one_blas_thread():
         problems = _compare_all(grads, x64, names, loss, mode, small, rng, rtol, batch_size,
                                 hypotheses, inputs, dout)

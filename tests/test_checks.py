@@ -211,3 +211,24 @@ def test_check_forward_takes_a_known_value():
     checks.check_forward(np.sum, 6.0, (np.array([1.0, 2.0, 3.0]),))
     with pytest.raises(AssertionError, match="twice the expected value"):
         checks.check_forward(lambda x: 2 * np.sum(x), 6.0, (np.array([1.0, 2.0, 3.0]),))
+
+
+def test_mutation_message_names_the_parameter():
+    def perceptron_step(x, y, w, b):
+        w += y * x
+        return w, b
+
+    with pytest.raises(AssertionError, match="changed its input `w` in place"):
+        checks.call(perceptron_step, np.ones(2), 1.0, np.zeros(2), 0.0)
+
+
+def test_unwritten_loss_gives_the_short_message_in_gradient_checks():
+    def mse(h, y):
+        raise NotImplementedError()
+
+    def mse_grad(h, y):
+        return h - y
+
+    y = np.zeros((4, 3))
+    with pytest.raises(AssertionError, match="^mse is not implemented yet"):
+        checks.check_gradient(lambda h: mse(h, y), lambda h: mse_grad(h, y), np.ones((4, 3)))
