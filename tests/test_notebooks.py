@@ -1,0 +1,186 @@
+"""The notebooks as students and nbgrader meet them.
+
+For every assignment:
+- the source notebook runs top to bottom with its solutions: no error, every test passes;
+- the release as handed out: every graded test fails with the "not implemented yet" message
+  and no other cell errors (widgets print a one-line note);
+- the release with the reference answers pasted in, in a kernel that cannot import
+  solutions_lib: everything passes (students have all the release needs);
+- nbgrader autograde of submissions made from the release: reference answers get full marks,
+  a blank notebook gets 0 (also when it comes back with an always-passing copy of the
+  checks), and one typical bug costs exactly its exercise, with feedback that names the bug.
+"""
+import concurrent.futures
+import html
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+import nbformat
+import pytest
+
+import nbtools
+from autograder import build
+
+ROOT = Path(__file__).resolve().parents[1]
+ASSIGNMENTS = build.assignments(ROOT)
+pytestmark = pytest.mark.slow
+
+#: One typical bug per assignment: the answer cell it replaces, the test cell that must fail
+#: (and no other), and words the feedback must show the student.
+BUGS = json.loads((Path(__file__).parent / "notebook_bugs.json").read_text(encoding="utf-8"))
+
+
+def test_every_assignment_has_a_typical_bug():
+    assert sorted(BUGS) == ASSIGNMENTS
+
+
+# ---------------------------------------------------------------- the student's side
+@pytest.fixture(scope="module")
+def student_folders():
+    folders = {}
+    yield lambda name: folders.setdefault(name, nbtools.StudentFolder(name))
+    for folder in folders.values():
+        folder.close()
+
+
+@pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_source_runs_clean_with_its_solutions(name):
+    path = nbtools.source_notebook(name)
+    executed, seconds = nbtools.execute(nbformat.read(path, as_version=4), path.parent)
+    assert nbtools.errors(executed) == []
+    assert seconds <= 60, f"{name} took {seconds:.0f} s (target 30 s)"
+
+
+@pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_release_fails_only_in_graded_tests(name, student_folders):
+    student = student_folders(name)
+    executed, _, used = student.run(student.release())
+    assert str(student.folder) in used, "the release must import its own autograder kit"
+    tests = {nbtools.nbgrader_meta(c)["grade_id"] for c in executed.cells if nbtools.is_test(c)}
+    failed = {}
+    for i, grade_id, err in nbtools.errors(executed):
+        assert grade_id in tests, f"cell {i} errors in the release: {err}"
+        failed[grade_id] = err
+    assert sorted(failed) == sorted(tests), "every graded test must fail before any code is written"
+    for grade_id, err in failed.items():
+        assert nbtools.NOT_IMPLEMENTED in err and err.startswith("AssertionError"), (grade_id, err)
+        assert "Traceback" not in err
+    widget_cells = [c for c in executed.cells if "widget" in c.metadata.get("tags", [])]
+    for cell in widget_cells:
+        text = nbtools.cell_text(cell)
+        assert "Error" not in text
+
+
+@pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_release_with_reference_answers_passes_without_solutions_lib(name, student_folders):
+    student = student_folders(name)
+    source = nbformat.read(nbtools.source_notebook(name), as_version=4)
+    executed, _, _ = student.run(nbtools.with_answers(student.release(), source))
+    assert nbtools.errors(executed) == []
+
+
+# ---------------------------------------------------------------- nbgrader's side
+STUDENTS = ("reference", "blank", "bug", "tampered")
+#: A kit whose every check passes: what a student might send back to fool the grader.
+FAKE_CHECKS = "def __getattr__(name):\n    return lambda *args, **kwargs: None\n"
+
+
+def _submit(course, student, name, nb, whole_folder):
+    """Put a submission where nbgrader looks: course/submitted/<student>/<assignment>/."""
+    target = course / "submitted" / student / name
+    if whole_folder:
+        shutil.copytree(course.parent / "release" / name, target)
+    else:
+        target.mkdir(parents=True)
+    (nb_path,) = build.notebooks(course.parent / "release" / name)
+    nbformat.write(nb, target / nb_path.name)
+
+
+@pytest.fixture(scope="module")
+def graded():
+    """Autograde a reference, a blank and a buggy submission of every assignment, once.
+
+    Returns {(assignment, student): {"scores": {grade_id: (score, max, cell_type)},
+    "feedback": text of the feedback HTML}}.
+    """
+    from nbgrader.api import Gradebook
+
+    tmp = Path(tempfile.mkdtemp(prefix="nn-autograde-"))
+    try:
+        shutil.copytree(ROOT / "source_notebooks", tmp / "source_notebooks")
+        (tmp / "course").mkdir()
+        shutil.copy(ROOT / "course" / "nbgrader_config.py", tmp / "course")
+        shutil.copy(ROOT / "pyproject.toml", tmp)
+        build.generate(tmp)                               # release + gradebook, as instructors do
+        course = tmp / "course"
+        for name in ASSIGNMENTS:
+            source = nbformat.read(nbtools.source_notebook(name), as_version=4)
+            release = nbformat.read(build.notebooks(tmp / "release" / name)[0], as_version=4)
+            bug = BUGS[name]
+            _submit(course, "reference", name, nbtools.with_answers(release, source), True)
+            _submit(course, "blank", name, release, True)
+            _submit(course, "bug", name,                   # an LMS upload: the notebook only
+                    nbtools.with_answers(release, source, {bug["answer"]: bug["source"]}), False)
+            _submit(course, "tampered", name, release, True)
+            (course / "submitted" / "tampered" / name / build.KIT / "checks.py").write_text(FAKE_CHECKS)
+
+        def autograde(name):
+            build._nbgrader(["autograde", name, "--create"], cwd=course)
+            build._nbgrader(["generate_feedback", name], cwd=course)
+
+        with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+            list(pool.map(autograde, ASSIGNMENTS))
+        results = {}
+        with Gradebook("sqlite:///" + str(course / "gradebook.db")) as gb:
+            for name in ASSIGNMENTS:
+                (nb_path,) = build.notebooks(tmp / "release" / name)
+                for student in STUDENTS:
+                    sub = gb.find_submission_notebook(nb_path.stem, name, student)
+                    scores = {g.name: (g.score, g.max_score, g.cell.cell_type) for g in sub.grades}
+                    feedback = course / "feedback" / student / name / (nb_path.stem + ".html")
+                    results[name, student] = {
+                        "scores": scores,
+                        "feedback": html.unescape(feedback.read_text(encoding="utf-8")),
+                    }
+        yield results
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _auto(scores):
+    return {k: v for k, v in scores.items() if v[2] == "code"}
+
+
+@pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_autograde_reference_answers_get_full_marks(name, graded):
+    scores = _auto(graded[name, "reference"]["scores"])
+    assert scores, "no autograded cells"
+    lost = {k: v for k, v in scores.items() if v[0] != v[1]}
+    assert not lost, f"reference answers lose points in {lost}"
+
+
+@pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_autograde_blank_notebook_gets_zero(name, graded):
+    scores = _auto(graded[name, "blank"]["scores"])
+    earned = {k: v for k, v in scores.items() if v[0] != 0}
+    assert not earned, f"a blank notebook earns points in {earned}"
+
+
+@pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_autograde_restores_the_kit_a_student_edited(name, graded):
+    """A blank notebook sent back with an always-passing checks.py still gets 0."""
+    scores = _auto(graded[name, "tampered"]["scores"])
+    assert not any(v[0] for v in scores.values()), scores
+
+
+@pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_autograde_one_bug_loses_exactly_its_exercise(name, graded):
+    bug = BUGS[name]
+    scores = _auto(graded[name, "bug"]["scores"])
+    lost = sorted(k for k, v in scores.items() if v[0] != v[1])
+    assert lost == [bug["fails"]], f"the bug in {bug['answer']} should cost {bug['fails']} only"
+    assert scores[bug["fails"]][0] == 0
+    assert bug["phrase"] in graded[name, "bug"]["feedback"], (
+        f"the feedback should tell the student: {bug['phrase']!r}")
