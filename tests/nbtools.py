@@ -69,10 +69,15 @@ def execute(nb, cwd, env=None, timeout=120):
     nb = copy.deepcopy(nb)
     kernel_env = dict(os.environ)
     kernel_env.pop("NBGRADER_EXECUTION", None)
+    kernel_env["NN_COURSE_HEADLESS"] = "1"      # draw widget figures once, build no sliders
     kernel_env.update(env or {})
     kernel_env.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    marks = []
+    hook = lambda what: (lambda **kw: marks.append((what, kw.get("cell_index"), time.perf_counter())))  # noqa: E731
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=True,
-                            resources={"metadata": {"path": str(cwd)}})
+                            resources={"metadata": {"path": str(cwd)}},
+                            on_notebook_start=hook("kernel ready"), on_cell_start=hook("cell start"),
+                            on_cell_executed=hook("cell done"), on_notebook_complete=hook("all cells done"))
     start = time.perf_counter()
     old_env = dict(os.environ)
     os.environ.clear()
@@ -82,7 +87,18 @@ def execute(nb, cwd, env=None, timeout=120):
     finally:
         os.environ.clear()
         os.environ.update(old_env)
-    return nb, time.perf_counter() - start
+    end = time.perf_counter()
+    nb.metadata["timeline"] = [(what, index, round(t - start, 2)) for what, index, t in marks] + [
+        ("kernel shut down", None, round(end - start, 2))]
+    return nb, end - start
+
+
+def slowest_steps(nb, k=3):
+    """The k longest gaps in an executed notebook's timeline, for messages about slow runs."""
+    line = [("launch", None, 0.0)] + nb.metadata.get("timeline", [])
+    gaps = sorted(((b[2] - a[2], f"{a[0]} {a[1] if a[1] is not None else ''} -> {b[0]} "
+                    f"{b[1] if b[1] is not None else ''}") for a, b in zip(line, line[1:])), reverse=True)
+    return "; ".join(f"{text.strip()}: {gap:.1f} s" for gap, text in gaps[:k])
 
 
 def errors(nb):

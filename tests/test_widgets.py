@@ -19,6 +19,7 @@ def interact_calls(monkeypatch):
     calls = []
     monkeypatch.setattr(ipywidgets, "interact", lambda f, **kw: calls.append((f, kw)))
     monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
+    monkeypatch.delenv("NN_COURSE_HEADLESS", raising=False)
     return calls
 
 
@@ -66,6 +67,18 @@ def test_no_widgets_while_nbgrader_runs(interact_calls, monkeypatch, capsys):
 
     assert interact_calls == [] and drawn == []
     assert "skipped" in capsys.readouterr().out
+
+
+def test_headless_runs_draw_once_without_sliders(interact_calls, monkeypatch, capsys):
+    monkeypatch.setenv("NN_COURSE_HEADLESS", "1")
+    drawn = []
+
+    @widgets.interactive(a=(0.0, 1.0))
+    def show(a=0.5):
+        drawn.append(a)
+
+    assert interact_calls == [] and drawn == [0.5]
+    assert "headless" in capsys.readouterr().out
 
 
 def test_sliders_need_defaults(interact_calls):
