@@ -27,9 +27,11 @@ ROOT = Path(__file__).resolve().parents[1]
 ASSIGNMENTS = build.assignments(ROOT)
 pytestmark = pytest.mark.slow
 
-#: One typical bug per assignment: the answer cell it replaces, the test cell that must fail
-#: (and no other), and words the feedback must show the student.
+#: Typical bugs per assignment: the answer cell each replaces, the test cell that must fail
+#: (and no other), and words the feedback must show the student. Each bug is graded as a
+#: submission of its own ("bug0", "bug1", ...).
 BUGS = json.loads((Path(__file__).parent / "notebook_bugs.json").read_text(encoding="utf-8"))
+BUG_CASES = [(name, i) for name in sorted(BUGS) for i in range(len(BUGS[name]))]
 
 
 def test_every_assignment_has_a_typical_bug():
@@ -83,7 +85,7 @@ def test_release_with_reference_answers_passes_without_solutions_lib(name, stude
 
 
 # ---------------------------------------------------------------- nbgrader's side
-STUDENTS = ("reference", "blank", "bug", "tampered")
+STUDENTS = ("reference", "blank", "tampered")
 #: A kit whose every check passes: what a student might send back to fool the grader.
 FAKE_CHECKS = "def __getattr__(name):\n    return lambda *args, **kwargs: None\n"
 
@@ -119,11 +121,11 @@ def graded():
         for name in ASSIGNMENTS:
             source = nbformat.read(nbtools.source_notebook(name), as_version=4)
             release = nbformat.read(build.notebooks(tmp / "release" / name)[0], as_version=4)
-            bug = BUGS[name]
             _submit(course, "reference", name, nbtools.with_answers(release, source), True)
             _submit(course, "blank", name, release, True)
-            _submit(course, "bug", name,                   # an LMS upload: the notebook only
-                    nbtools.with_answers(release, source, {bug["answer"]: bug["source"]}), False)
+            for i, bug in enumerate(BUGS.get(name, [])):     # an LMS upload: the notebook only
+                _submit(course, f"bug{i}", name,
+                        nbtools.with_answers(release, source, {bug["answer"]: bug["source"]}), False)
             _submit(course, "tampered", name, release, True)
             (course / "submitted" / "tampered" / name / build.KIT / "checks.py").write_text(FAKE_CHECKS)
 
@@ -137,7 +139,7 @@ def graded():
         with Gradebook("sqlite:///" + str(course / "gradebook.db")) as gb:
             for name in ASSIGNMENTS:
                 (nb_path,) = build.notebooks(tmp / "release" / name)
-                for student in STUDENTS:
+                for student in STUDENTS + tuple(f"bug{i}" for i in range(len(BUGS.get(name, [])))):
                     sub = gb.find_submission_notebook(nb_path.stem, name, student)
                     scores = {g.name: (g.score, g.max_score, g.cell.cell_type) for g in sub.grades}
                     feedback = course / "feedback" / student / name / (nb_path.stem + ".html")
@@ -176,12 +178,12 @@ def test_autograde_restores_the_kit_a_student_edited(name, graded):
     assert not any(v[0] for v in scores.values()), scores
 
 
-@pytest.mark.parametrize("name", ASSIGNMENTS)
-def test_autograde_one_bug_loses_exactly_its_exercise(name, graded):
-    bug = BUGS[name]
-    scores = _auto(graded[name, "bug"]["scores"])
+@pytest.mark.parametrize("name, i", BUG_CASES)
+def test_autograde_one_bug_loses_exactly_its_exercise(name, i, graded):
+    bug = BUGS[name][i]
+    scores = _auto(graded[name, f"bug{i}"]["scores"])
     lost = sorted(k for k, v in scores.items() if v[0] != v[1])
     assert lost == [bug["fails"]], f"the bug in {bug['answer']} should cost {bug['fails']} only"
     assert scores[bug["fails"]][0] == 0
-    assert bug["phrase"] in graded[name, "bug"]["feedback"], (
+    assert bug["phrase"] in graded[name, f"bug{i}"]["feedback"], (
         f"the feedback should tell the student: {bug['phrase']!r}")
