@@ -23,6 +23,7 @@ cell that built sliders.
 
 What is here:
 - ``interactive(**sliders)``: the decorator above.
+- ``show(draw)``: a figure without sliders, with the same one-line note instead of a traceback.
 - ``grading()``: True while nbgrader executes the notebook.
 - ``note(text)``: print a one-line note (used by ``interactive``; handy in plain cells too).
 - ``plot_decision_regions(ax, predict, X, y)``: colour the plane by a classifier's output.
@@ -34,7 +35,7 @@ import numpy as np
 
 from .checks import raised_by
 
-__all__ = ["interactive", "grading", "note", "plot_decision_regions"]
+__all__ = ["interactive", "show", "grading", "note", "plot_decision_regions"]
 
 
 def grading():
@@ -52,6 +53,14 @@ def _defaults(draw):
             if p.default is not inspect.Parameter.empty}
 
 
+def _not_written(err, what):
+    """The one-line note for a figure that needs a function the student has not written."""
+    name = raised_by(err)
+    needed = f"`{name}`" if name else "the functions above"
+    return (f"this {what} uses {needed}, which is not implemented yet. "
+            "Write it, run its cell, then run this cell again.")
+
+
 def _trial(draw):
     """Draw once with the defaults, off screen. Returns None if it worked, else the note."""
     import matplotlib.pyplot as plt
@@ -62,15 +71,38 @@ def _trial(draw):
     try:
         draw(**_defaults(draw))
     except NotImplementedError as err:
-        name = raised_by(err)
-        what = f"`{name}`" if name else "the functions above"
-        return (f"this interactive figure uses {what}, which is not implemented yet. "
-                "Write it, run its cell, then run this cell again.")
+        return _not_written(err, "interactive figure")
     finally:
         plt.show = show
         for num in set(plt.get_fignums()) - before:
             plt.close(num)
     return None
+
+
+def show(draw):
+    """Run ``draw()``, which makes a figure with the student's functions, and show it.
+
+    For the plain (slider-less) figures after an exercise. If a function it needs is not
+    written yet, print one line naming it; if it fails otherwise (the function is still
+    wrong), print one line with the error and the advice to make the tests pass first. Either
+    way no traceback and no half-drawn figure.
+    Input: draw, a function without arguments that draws with matplotlib (no ``plt.show()``).
+    """
+    import matplotlib.pyplot as plt
+
+    before = set(plt.get_fignums())
+    try:
+        draw()
+    except Exception as err:                         # noqa: BLE001  (told to the student)
+        for num in set(plt.get_fignums()) - before:
+            plt.close(num)
+        if isinstance(err, NotImplementedError):
+            note(_not_written(err, "figure"))
+        else:
+            note(f"this figure could not be drawn ({type(err).__name__}: {err}). "
+                 "Make the tests above pass, then run this cell again.")
+        return
+    plt.show()
 
 
 def interactive(**sliders):

@@ -61,6 +61,17 @@ def source_notebook(name):
     return path
 
 
+def run_source(name):
+    """Execute the source notebook of ``name`` with its solutions; returns (notebook, seconds).
+
+    The source folder's copy of the student kit (made by the build, ignored by git) is
+    refreshed first: a copy left from an older build would shadow the current ``autograder``.
+    """
+    path = source_notebook(name)
+    build.add_kit(path.parent)
+    return execute(nbformat.read(path, as_version=4), path.parent)
+
+
 def execute(nb, cwd, env=None, timeout=120):
     """Execute a notebook (a NotebookNode, copied) in ``cwd``; errors are recorded, not raised.
 
@@ -181,9 +192,8 @@ class StudentFolder:
 def check_assignment(name, log=print):
     """The three student-side checks of one assignment. Returns a list of problems."""
     problems = []
-    src_path = source_notebook(name)
-    src = nbformat.read(src_path, as_version=4)
-    executed, seconds = execute(src, src_path.parent)
+    src = nbformat.read(source_notebook(name), as_version=4)
+    executed, seconds = run_source(name)
     log(f"source: {seconds:.1f} s")
     for i, grade_id, err in errors(executed):
         problems.append(f"source cell {i} ({grade_id}): {err}")

@@ -49,8 +49,7 @@ def student_folders():
 
 @pytest.mark.parametrize("name", ASSIGNMENTS)
 def test_source_runs_clean_with_its_solutions(name):
-    path = nbtools.source_notebook(name)
-    executed, seconds = nbtools.execute(nbformat.read(path, as_version=4), path.parent)
+    executed, seconds = nbtools.run_source(name)
     assert nbtools.errors(executed) == []
     assert seconds <= 60, (f"{name} took {seconds:.0f} s (target 30 s); slowest steps: "
                            f"{nbtools.slowest_steps(executed)}")

@@ -109,3 +109,29 @@ def test_student_kit_runs_alone(tmp_path):
             "assert not any(m.startswith(('solutions_lib', 'autograder.build', 'autograder.cli'))"
             " for m in sys.modules)")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path)
+
+
+def test_show_draws_or_explains_in_one_line(capsys, monkeypatch):
+    shown = []
+    monkeypatch.setattr(plt, "show", lambda: shown.append(True))
+
+    def mse(h, y):
+        raise NotImplementedError()
+
+    widgets.show(lambda: plt.plot([1.0, 2.0]))
+    assert shown == [True] and capsys.readouterr().out == ""
+    plt.close("all")
+
+    def draw_missing():
+        plt.subplots()
+        mse(np.ones(2), np.zeros(2))
+
+    widgets.show(draw_missing)
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and "`mse`" in out and "not implemented yet" in out
+    assert plt.get_fignums() == [], "a half-drawn figure must not be left behind"
+
+    widgets.show(lambda: np.ones(2) @ np.ones(3))
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and "could not be drawn (ValueError" in out
+    assert shown == [True]
