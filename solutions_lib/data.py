@@ -18,6 +18,7 @@ from autograder.datasets import (  # noqa: F401 -- re-exported
     load_digits,
     load_mnist,
     noisy_cosine,
+    noisy_cosines,
     read_idx,
     write_idx,
 )
@@ -28,6 +29,7 @@ __all__ = [
     "write_idx",
     "load_digits",
     "noisy_cosine",
+    "noisy_cosines",
     "default_split_sizes",
     "train_val_test_split",
     "fit_standardizer",
