@@ -33,6 +33,7 @@ __all__ = [
     "load_mnist",
     "load_digits",
     "noisy_cosine",
+    "noisy_cosines",
     "linearly_separable_data",
     "default_split_sizes",
     "default_cache_dir",
@@ -429,6 +430,34 @@ def noisy_cosine(n=64, noise=0.1, periods=1.0, rng=None):
     t = np.linspace(0.0, 2.0 * np.pi * periods, int(n), endpoint=False)
     clean = np.cos(t)
     noisy = clean + noise * rng.standard_normal(int(n))
+    return t, clean, noisy
+
+
+def noisy_cosines(N=100, n=64, noise=0.3, rng=None):
+    """A batch of N noisy cosines with random phases: the training set of the denoiser.
+
+    Row k is cos(t + φ_k) plus Gaussian noise, with φ_k drawn uniformly from [0, 2π). The random
+    phase makes the task real denoising: a network that only memorised one cosine would fail on
+    a shifted one.
+    Inputs:
+    - N: number of signals (rows), an integer >= 1.
+    - n: samples per signal, an integer >= 2; t holds n equally spaced points in [0, 2π).
+    - noise: standard deviation of the added noise, >= 0.
+    - rng: a numpy.random.Generator, or an int seed; None means seed 0 (reproducible). The
+      phases are drawn first, then the noise.
+    Returns (t, clean, noisy): t (n,), clean (N, n) = cos(t + φ), noisy (N, n) = clean + noise.
+    """
+    if isinstance(N, bool) or not isinstance(N, (int, np.integer)) or N < 1:
+        raise ValueError(f"noisy_cosines: N must be an integer >= 1; got {N!r}")
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 2:
+        raise ValueError(f"noisy_cosines: n must be an integer >= 2; got {n!r}")
+    if not np.isfinite(noise) or noise < 0:
+        raise ValueError(f"noisy_cosines: noise is a standard deviation and must be >= 0; got {noise!r}")
+    rng = as_generator(rng, "noisy_cosines")
+    t = np.linspace(0.0, 2.0 * np.pi, int(n), endpoint=False)
+    phase = rng.uniform(0.0, 2.0 * np.pi, size=(int(N), 1))
+    clean = np.cos(t + phase)
+    noisy = clean + noise * rng.standard_normal((int(N), int(n)))
     return t, clean, noisy
 
 
