@@ -10,7 +10,9 @@
    hold no solution. nbgrader copies it into the release like any assignment file, so a
    student who receives one assignment folder can run it, and ``nbgrader autograde``
    restores it over a student's copy. Then it writes ``release/README.md`` (how students
-   work) and ``release/environment.yml`` (what they install: no nbgrader, no solutions).
+   set up and work), ``release/requirements.txt`` and ``release/environment.yml`` (what they
+   install: JupyterLab, ipywidgets and nbgrader for its Validate button, no solutions; the
+   README's ``STUDENT_SETUP_COMMANDS`` switch nbgrader's instructor tools off).
 2. Verifies the release (``verify_release``): no solution or hidden-test text, no
    ``solutions_lib``, no outputs, every graded cell in place.
 3. Validates with nbgrader, so that failures fail: every source notebook must pass all its
@@ -41,10 +43,21 @@ Copied from the course repository's ``autograder`` package by ``nn-course build`
 (a fresh build replaces it). Nothing here contains a solution.
 """
 '''
-#: Instructor-only dependencies, left out of the students' environment file.
-INSTRUCTOR_ONLY = ("nbgrader", "nbformat", "nbclient")
+#: Dependencies students do not list themselves (nbgrader, which they do get, brings both).
+INSTRUCTOR_ONLY = ("nbformat", "nbclient")
 #: Files the build writes at the top of release/, next to the assignments.
-RELEASE_FILES = ("README.md", "environment.yml")
+RELEASE_FILES = ("README.md", "environment.yml", "requirements.txt")
+#: After installing, students switch off nbgrader's instructor tools. nbgrader comes with its
+#: student extensions (the notebook toolbar's Validate button, the Assignment List) and its
+#: instructor ones (Formgrader, Create Assignment, the Course List); the instructor ones are
+#: turned off in the environment (sys-prefix), so that students see only what is theirs.
+STUDENT_SETUP_COMMANDS = (
+    "jupyter server extension disable --sys-prefix nbgrader.server_extensions.formgrader",
+    "jupyter server extension disable --sys-prefix nbgrader.server_extensions.course_list",
+    "jupyter labextension disable --level=sys_prefix @jupyter/nbgrader:formgrader",
+    "jupyter labextension disable --level=sys_prefix @jupyter/nbgrader:create-assignment",
+    "jupyter labextension disable --level=sys_prefix @jupyter/nbgrader:course-list",
+)
 STUDENT_README = """# Neural networks from scratch: your assignments
 
 Each folder is one assignment: open the notebook inside it in JupyterLab and work from top to
@@ -55,13 +68,34 @@ test cell below it: it either says the tests passed or tells you what is wrong.
 
 ## Setting up (once)
 
-With conda (or mamba):
+You need Python {python} or newer. With pip, in a fresh virtual environment:
+
+    python -m venv nn-course-env
+    source nn-course-env/bin/activate        # on Windows: nn-course-env\\Scripts\\activate
+    pip install -r requirements.txt
+
+or with conda (or mamba):
 
     conda env create -f environment.yml
     conda activate nn-course-student
+
+Then, in the activated environment, switch off nbgrader's instructor tools (they are for
+grading; you do not need them):
+
+{setup_commands}
+
+## Working
+
+Start JupyterLab in this folder (activate the environment first) and open an assignment:
+
     jupyter lab
 
-With pip: `pip install {pip_list}`, then `jupyter lab`.
+Sliders under the figures redraw them as you move them (click a slider, then the arrow keys move
+it one step). The **Validate** button in the notebook's toolbar saves the notebook, runs it from
+top to bottom the way grading does, and lists every test that still fails; "Success! Your
+notebook passes all the tests." means every visible test passes (hidden tests are run at
+grading). If your course hands out assignments through nbgrader, *Nbgrader > Assignment List*
+fetches and submits them.
 
 Everything runs offline. Each assignment folder carries its own `autograder/` folder: the
 checks the test cells call, the data loaders and the widgets. Keep it next to the notebook and
@@ -191,13 +225,23 @@ def _student_dependencies(root):
 
 
 def write_student_files(root, target, names):
-    """release/README.md (how students work) and release/environment.yml (what they install)."""
-    deps, _ = _student_dependencies(root)
+    """What students read and install, at the top of the release.
+
+    - README.md: how to set up (pip or conda, then ``STUDENT_SETUP_COMMANDS``) and work;
+    - requirements.txt (pip) and environment.yml (conda): the course's dependencies with
+      nbgrader for the Validate button, without the reference solutions.
+    """
+    deps, python = _student_dependencies(root)
     listing = "\n".join(f"- `{name}/`" for name in names)
     (Path(target) / "README.md").write_text(
-        STUDENT_README.format(assignments=listing, pip_list=" ".join(f'"{d}"' for d in deps)),
+        STUDENT_README.format(assignments=listing, python=python.lstrip(">="),
+                              setup_commands="\n".join(f"    {c}" for c in STUDENT_SETUP_COMMANDS)),
         encoding="utf-8")
-    lines = ["# Students' environment: conda env create -f environment.yml",
+    (Path(target) / "requirements.txt").write_text(
+        "# What students install: pip install -r requirements.txt (see README.md for the rest)\n"
+        "# (generated by `nn-course build` from the course's pyproject.toml)\n"
+        + "".join(f"{d}\n" for d in deps), encoding="utf-8")
+    lines = ["# Students' environment: conda env create -f environment.yml (see README.md)",
              "# (generated by `nn-course build` from the course's pyproject.toml)",
              "name: nn-course-student", "channels:", "  - conda-forge", "dependencies:",
              "  - python=3.11"] + [f"  - {d}" for d in deps]

@@ -38,7 +38,11 @@ def test_every_assignment_is_built_with_its_kit_and_no_outputs(fresh_release):
         assert kit == sorted(("__init__.py",) + build.STUDENT_MODULES)
     assert (fresh_release / "README.md").is_file()
     env = (fresh_release / "environment.yml").read_text()
-    assert "nbgrader" not in env and "numpy" in env
+    requirements = (fresh_release / "requirements.txt").read_text()
+    for listing in (env, requirements):     # nbgrader for the Validate button; never the course itself
+        assert "nbgrader" in listing and "numpy" in listing and "ipywidgets" in listing
+        assert "-e ." not in listing and "nn-foundations-course" not in listing
+    assert "formgrader" in (fresh_release / "README.md").read_text()   # students switch it off
 
 
 @pytest.mark.parametrize("tamper, expected", [
