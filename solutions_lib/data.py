@@ -34,6 +34,7 @@ __all__ = [
     "train_val_test_split",
     "fit_standardizer",
     "standardize",
+    "standardize_splits",
     "covariance",
     "fit_whitening",
     "whiten",
@@ -227,6 +228,20 @@ def standardize(X, mu, sigma):
     _check_features(X, mu, "mu", "standardize")
     _check_features(X, sigma, "sigma", "standardize")
     return (X - mu) / sigma
+
+
+def standardize_splits(X_train, X_val, X_test, eps=1e-8):
+    """Standardize the three parts of a split with the *training* statistics, eq. (20).
+
+    mu and sigma come from ``fit_standardizer(X_train, eps)`` only; the same (mu, sigma) is then
+    applied to all three parts. Fitting on the validation or test part, or on all data, would
+    let information about held-out data leak into training.
+    Inputs: X_train (N_train, D), X_val (N_val, D), X_test (N_test, D).
+    Returns (X_train_n, X_val_n, X_test_n): float64 arrays of the inputs' shapes. Only the
+    training part has mean 0 and standard deviation 1 per feature (up to constant features).
+    """
+    mu, sigma = fit_standardizer(X_train, eps)
+    return standardize(X_train, mu, sigma), standardize(X_val, mu, sigma), standardize(X_test, mu, sigma)
 
 
 # ---------------------------------------------------------------- whitening, eqs. (21)–(22)

@@ -18,6 +18,7 @@ from solutions_lib.data import (
     one_hot,
     read_idx,
     standardize,
+    standardize_splits,
     train_val_test_split,
     whiten,
     write_idx,
@@ -408,6 +409,27 @@ def test_standardizer_constant_features():
     np.testing.assert_array_equal(X, X0)
     mu1, sigma1 = fit_standardizer(X[:1])            # one example: every feature is constant
     np.testing.assert_array_equal(sigma1, 1.0)
+
+
+def test_standardize_splits_uses_training_statistics_for_all_parts():
+    rng = np.random.default_rng(1)
+    X_train = rng.normal(3.0, 2.0, size=(60, 4))
+    X_train[:, 3] = 7.0                              # a constant feature: only centered
+    X_val, X_test = rng.normal(-1.0, 0.5, size=(9, 4)), rng.normal(5.0, 3.0, size=(11, 4))
+    copies = [a.copy() for a in (X_train, X_val, X_test)]
+    parts = standardize_splits(X_train, X_val, X_test)
+    mu, sigma = fit_standardizer(X_train)
+    assert len(parts) == 3
+    for got, X in zip(parts, (X_train, X_val, X_test)):
+        assert got.dtype == np.float64 and got.shape == X.shape
+        np.testing.assert_allclose(got, (X - mu) / sigma)
+    for a, b in zip(copies, (X_train, X_val, X_test)):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(parts[0][:, :3].std(axis=0), 1)
+    np.testing.assert_array_equal(parts[0][:, 3], 0)
+    assert parts[1].mean() < -1 and parts[2].mean() > 0   # held-out parts keep their offset
+    uint8 = standardize_splits(*(np.clip(a * 20, 0, 255).astype(np.uint8) for a in copies))
+    assert all(u.dtype == np.float64 and np.all(np.isfinite(u)) for u in uint8)
 
 
 def test_standardize_shape_errors():

@@ -1,0 +1,170 @@
+"""Sliders and pictures for the notebooks (student-facing, no solution inside).
+
+A widget cell in a notebook looks like this::
+
+    from autograder import widgets
+
+    @widgets.interactive(w1=(-3.0, 3.0, 0.1), b=(-2.0, 2.0, 0.1))
+    def show(w1=1.0, b=0.0):
+        fig, ax = plt.subplots(figsize=(4, 4))
+        ...                       # draw with the student's own functions; no plt.show()
+
+``interactive`` first draws once with the default values. If that needs a function the
+student has not written yet (it raises ``NotImplementedError``), the cell prints one line
+saying which function to write, instead of a traceback. Otherwise it builds the sliders with
+``ipywidgets.interact``; every slider move redraws the figure.
+
+While nbgrader executes a notebook (``NBGRADER_EXECUTION`` is set: validate, autograde) no
+widget is built, because widgets are useless there and have been reported to hang headless
+execution. Tests that execute notebooks headless set ``NN_COURSE_HEADLESS``: the figure is
+drawn once (so its code runs with the student's functions), but no sliders are built. In this
+course's tests, nbclient waited 120 s (its cell timeout) on 1 in about 15 executions of a
+cell that built sliders.
+
+What is here:
+- ``interactive(**sliders)``: the decorator above.
+- ``show(draw)``: a figure without sliders, with the same one-line note instead of a traceback.
+- ``grading()``: True while nbgrader executes the notebook.
+- ``note(text)``: print a one-line note (used by ``interactive``; handy in plain cells too).
+- ``plot_decision_regions(ax, predict, X, y)``: colour the plane by a classifier's output.
+"""
+import inspect
+import os
+
+import numpy as np
+
+from .checks import raised_by
+
+__all__ = ["interactive", "show", "grading", "note", "plot_decision_regions"]
+
+
+def grading():
+    """True while nbgrader executes the notebook (``nbgrader validate`` or ``autograde``)."""
+    return bool(os.environ.get("NBGRADER_EXECUTION"))
+
+
+def note(text):
+    """Print a one-line note in the cell's output."""
+    print(f"Note: {text}")
+
+
+def _defaults(draw):
+    return {name: p.default for name, p in inspect.signature(draw).parameters.items()
+            if p.default is not inspect.Parameter.empty}
+
+
+def _not_written(err, what):
+    """The one-line note for a figure that needs a function the student has not written."""
+    name = raised_by(err)
+    needed = f"`{name}`" if name else "the functions above"
+    return (f"this {what} uses {needed}, which is not implemented yet. "
+            "Write it, run its cell, then run this cell again.")
+
+
+def _trial(draw):
+    """Draw once with the defaults, off screen. Returns None if it worked, else the note."""
+    import matplotlib.pyplot as plt
+
+    before = set(plt.get_fignums())
+    show = plt.show
+    plt.show = lambda *args, **kwargs: None          # no picture from the trial run
+    try:
+        draw(**_defaults(draw))
+    except NotImplementedError as err:
+        return _not_written(err, "interactive figure")
+    finally:
+        plt.show = show
+        for num in set(plt.get_fignums()) - before:
+            plt.close(num)
+    return None
+
+
+def show(draw):
+    """Run ``draw()``, which makes a figure with the student's functions, and show it.
+
+    For the plain (slider-less) figures after an exercise. If a function it needs is not
+    written yet, print one line naming it; if it fails otherwise (the function is still
+    wrong), print one line with the error and the advice to make the tests pass first. Either
+    way no traceback and no half-drawn figure.
+    Input: draw, a function without arguments that draws with matplotlib (no ``plt.show()``).
+    """
+    import matplotlib.pyplot as plt
+
+    before = set(plt.get_fignums())
+    try:
+        draw()
+    except Exception as err:                         # noqa: BLE001  (told to the student)
+        for num in set(plt.get_fignums()) - before:
+            plt.close(num)
+        if isinstance(err, NotImplementedError):
+            note(_not_written(err, "figure"))
+        else:
+            note(f"this figure could not be drawn ({type(err).__name__}: {err}). "
+                 "Make the tests above pass, then run this cell again.")
+        return
+    plt.show()
+
+
+def interactive(**sliders):
+    """Decorator: draw a figure with sliders, or explain in one line why not.
+
+    Inputs: keyword arguments as for ``ipywidgets.interact``: a (min, max, step) tuple gives a
+    slider, a list gives a dropdown, a widget is used as it is. The decorated function takes
+    the same keyword arguments, with defaults (the sliders start there), and draws with
+    matplotlib without calling ``plt.show()``.
+    Returns the decorated function unchanged, so it can also be called directly.
+    """
+    def decorate(draw):
+        missing = [name for name in sliders if name not in _defaults(draw)]
+        if missing:
+            raise TypeError(f"give {draw.__name__} a default value for {', '.join(missing)}: "
+                            "the sliders start at the defaults")
+        if grading():
+            note("interactive figure skipped while nbgrader runs the notebook.")
+            return draw
+        problem = _trial(draw)
+        if problem:
+            note(problem)
+            return draw
+        if os.environ.get("NN_COURSE_HEADLESS"):
+            note("drawing works; sliders not built in a headless run (NN_COURSE_HEADLESS is set).")
+            return draw
+        import ipywidgets
+
+        ipywidgets.interact(draw, **sliders)
+        return draw
+
+    return decorate
+
+
+def plot_decision_regions(ax, predict, X, y, resolution=200, margin=0.5, title=None):
+    """Colour the plane by a classifier's output and scatter the labelled points on top.
+
+    Inputs:
+    - ax: a matplotlib Axes.
+    - predict: function (M, 2) -> (M,), any labels (for example -1/+1 or 0/1).
+    - X: (N, 2) points; y: (N,) their labels (two classes).
+    - resolution: grid points per axis; margin: how far the grid extends past the data.
+    The two classes are drawn as blue circles and orange squares; the background shows where
+    ``predict`` says the larger label.
+    """
+    X, y = np.asarray(X, dtype=float), np.asarray(y)
+    lo, hi = X.min(axis=0) - margin, X.max(axis=0) + margin
+    g0, g1 = np.meshgrid(np.linspace(lo[0], hi[0], resolution), np.linspace(lo[1], hi[1], resolution))
+    grid = np.column_stack([g0.ravel(), g1.ravel()])
+    labels = np.unique(y)
+    top = labels.max()
+    Z = (np.asarray(predict(grid)).reshape(g0.shape) >= top).astype(float)
+    ax.contourf(g0, g1, Z, levels=[-0.5, 0.5, 1.5], colors=["#c6dbef", "#fdd0a2"], alpha=0.8)
+    for label, marker, colour in zip(labels, ["o", "s"], ["tab:blue", "tab:orange"]):
+        pts = X[y == label]
+        ax.scatter(pts[:, 0], pts[:, 1], marker=marker, c=colour, edgecolors="k", s=40,
+                   label=f"y = {label:g}")
+    ax.set_xlim(lo[0], hi[0])
+    ax.set_ylim(lo[1], hi[1])
+    ax.set_xlabel("$x_1$")
+    ax.set_ylabel("$x_2$")
+    ax.legend(loc="upper right", fontsize=8)
+    if title:
+        ax.set_title(title)
+    return ax
