@@ -1,0 +1,240 @@
+"""Bring one submitted folder into the form nbgrader can grade, and say what was wrong with it.
+
+nbgrader stops at many things students do to notebooks: a file that is not valid JSON, a
+notebook under another name, an old nbformat, a cell split in two (both halves keep the
+``grade_id``, and nbgrader then reports a misleading "old metadata format" and grades
+nothing). ``normalize`` repairs what can be repaired, writes the result where the grader
+points nbgrader, and returns the findings, each with the evidence, for the report:
+
+| kind | what happened | what the grader does |
+|---|---|---|
+| ``missing-notebook`` | no notebook in the folder | graded 0 |
+| ``unreadable`` | not JSON at all | graded 0 |
+| ``invalid-json`` | broken JSON (a cut-off upload, an edit by hand) | the cells before the break are kept |
+| ``old-nbformat`` | nbformat 3 (or older) | converted to nbformat 4 |
+| ``wrong-file-name`` | the notebook has another name | renamed |
+| ``extra-notebook`` | more notebooks than the assignment has | ignored |
+| ``split-cell`` | one answer cell split into several with one ``grade_id`` | the parts joined again |
+| ``duplicated-test`` | a locked cell appears twice | the copies removed |
+| ``deleted-cell`` | a graded or locked cell is missing | nbgrader puts it back (its points are lost if it was an answer) |
+| ``edited-test`` | a locked cell (a test) was changed | nbgrader restores it; the edit is reported |
+| ``unknown-cell`` | nbgrader metadata of a cell the assignment does not have | the metadata removed |
+
+The raw submission is never changed; the normalised copy goes to ``target``.
+"""
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+
+
+@dataclass
+class Finding:
+    """One thing the grader noticed. ``severity``: info, review or tampering."""
+    kind: str
+    message: str
+    evidence: str = ""
+    severity: str = "info"
+    cell: str = ""
+
+    def as_dict(self):
+        return {k: v for k, v in self.__dict__.items() if v != ""}
+
+
+@dataclass
+class Intake:
+    """The result of ``normalize``: the notebook nbgrader will grade (None: nothing to grade)."""
+    notebook: Path = None
+    findings: list = field(default_factory=list)
+
+
+def _meta(cell):
+    return cell.get("metadata", {}).get("nbgrader", {})
+
+
+def expected_cells(nb):
+    """{grade_id: cell} of the cells with nbgrader metadata in ``nb``, in order."""
+    return {_meta(c)["grade_id"]: c for c in nb.cells if _meta(c).get("grade_id")}
+
+
+# ------------------------------------------------------------------------------ reading
+def read_notebook(path):
+    """(NotebookNode or None, [Finding]): a notebook as well as it can be read."""
+    raw = Path(path).read_bytes()
+    text = raw.decode("utf-8", errors="replace")
+    findings = []
+    try:
+        data = json.loads(text)
+    except ValueError as err:
+        data = _salvage(text)
+        if data is None:
+            return None, [Finding("unreadable", f"{Path(path).name} is not a notebook: it is not "
+                                  f"valid JSON ({err}) and no cell could be recovered.",
+                                  evidence=text[:200], severity="review")]
+        findings.append(Finding("invalid-json", f"{Path(path).name} is broken JSON ({err}); "
+                                f"{len(data['cells'])} cells before the break were recovered and "
+                                "graded, the rest is lost.", evidence=f"at {err}", severity="review"))
+    if not isinstance(data, dict) or not isinstance(data.get("cells", data.get("worksheets")), list):
+        return None, findings + [Finding("unreadable", f"{Path(path).name} is JSON but not a "
+                                         "notebook (no list of cells).", severity="review")]
+    major = data.get("nbformat", 4)
+    try:
+        nb = nbformat.reads(json.dumps(data), as_version=4)
+    except Exception as err:               # noqa: BLE001  (any nbformat failure is reported)
+        return None, findings + [Finding("unreadable", f"{Path(path).name} could not be read as a "
+                                         f"notebook: {err}", severity="review")]
+    if isinstance(major, int) and major < 4:
+        findings.append(Finding("old-nbformat", f"{Path(path).name} uses nbformat {major}; it was "
+                                "converted to nbformat 4 before grading."))
+    for cell in nb.cells:
+        cell.setdefault("metadata", {})
+        if cell.cell_type == "code":
+            cell.setdefault("outputs", [])
+            cell.setdefault("execution_count", None)
+    return nb, findings
+
+
+def _salvage(text):
+    """The complete cells before the point where JSON breaks off, as a notebook dict, or None."""
+    start = text.find('"cells"')
+    start = text.find("[", start) if start >= 0 else -1
+    if start < 0:
+        return None
+    decoder, cells, pos = json.JSONDecoder(), [], start + 1
+    while True:
+        while pos < len(text) and text[pos] in " \t\r\n,":
+            pos += 1
+        try:
+            cell, pos = decoder.raw_decode(text, pos)
+        except ValueError:
+            break
+        if not isinstance(cell, dict) or "cell_type" not in cell:
+            break
+        cells.append(cell)
+    if not cells:
+        return None
+    return {"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+
+
+# ------------------------------------------------------------------------------ cells
+def repair_cells(nb, release_nb):
+    """Fix the cell structure of ``nb`` in place against the release it was made from.
+
+    Returns [Finding]. Locked cells are compared with their release version (what the
+    student was given, without hidden tests).
+    """
+    findings = []
+    expected = expected_cells(release_nb)
+    seen, keep = {}, []
+    for cell in nb.cells:
+        grade_id = _meta(cell).get("grade_id")
+        if grade_id is None:
+            keep.append(cell)
+            continue
+        if grade_id not in expected:
+            cell.metadata.pop("nbgrader", None)
+            findings.append(Finding("unknown-cell", f"a cell carried nbgrader metadata of "
+                                    f"'{grade_id}', which this assignment does not have; it is "
+                                    "graded as an ordinary cell.", cell=grade_id))
+            keep.append(cell)
+            continue
+        if grade_id not in seen:
+            seen[grade_id] = cell
+            keep.append(cell)
+            continue
+        first, source = seen[grade_id], expected[grade_id]
+        if _meta(source).get("solution") and not _meta(source).get("locked"):
+            first.source = first.source.rstrip("\n") + "\n" + cell.source
+            findings.append(Finding("split-cell", f"the answer cell '{grade_id}' was split into "
+                                    "parts with the same grade_id; they were joined again before "
+                                    "grading.", evidence=cell.source[:300], cell=grade_id))
+        else:
+            findings.append(Finding("duplicated-test", f"the locked cell '{grade_id}' appears more "
+                                    "than once; the copies were removed (each test counts once).",
+                                    evidence=cell.source[:300], severity="review", cell=grade_id))
+    nb.cells = keep
+    for grade_id, source in expected.items():
+        meta = _meta(source)
+        if grade_id not in seen:
+            what = "answer" if meta.get("solution") else "test" if meta.get("grade") else "locked"
+            findings.append(Finding("deleted-cell", f"the {what} cell '{grade_id}' was deleted; "
+                                    "nbgrader puts it back before grading.",
+                                    severity="review" if what == "test" else "info", cell=grade_id))
+        elif meta.get("locked") and not meta.get("solution") and seen[grade_id].source != source.source:
+            if meta.get("grade"):
+                findings.append(Finding("edited-test", f"the test cell '{grade_id}' was edited; "
+                                        "nbgrader restores the original before grading.",
+                                        evidence=_first_difference(source.source, seen[grade_id].source),
+                                        severity="review", cell=grade_id))
+    return findings
+
+
+def _first_difference(original, edited):
+    a, b = original.splitlines(), edited.splitlines()
+    for i in range(max(len(a), len(b))):
+        old = a[i] if i < len(a) else "<nothing>"
+        new = b[i] if i < len(b) else "<nothing>"
+        if old != new:
+            return f"line {i + 1}: {old.strip()[:120]!r} became {new.strip()[:120]!r}"
+    return ""
+
+
+# ------------------------------------------------------------------------------ one folder
+def find_notebook(folder, expected_name, release_nb):
+    """(path or None, [Finding]): the notebook of ``folder`` that is the assignment's."""
+    folder = Path(folder)
+    found = sorted(p for p in folder.glob("*.ipynb") if p.is_file()) if folder.is_dir() else []
+    if not found:
+        return None, [Finding("missing-notebook", f"no notebook was submitted (expected "
+                              f"{expected_name}).", severity="review")]
+    exact = [p for p in found if p.name == expected_name]
+    if exact:
+        chosen = exact[0]
+        findings = []
+    else:
+        ids = set(expected_cells(release_nb))
+
+        def overlap(path):
+            try:
+                cells = json.loads(path.read_text(encoding="utf-8", errors="replace")).get("cells", [])
+                return len(ids & {_meta(c).get("grade_id") for c in cells if isinstance(c, dict)})
+            except (ValueError, AttributeError):
+                return -1
+        chosen = max(found, key=overlap)
+        findings = [Finding("wrong-file-name", f"the notebook was submitted as '{chosen.name}' "
+                            f"instead of '{expected_name}'; it was renamed for grading.")]
+    for other in found:
+        if other != chosen:
+            findings.append(Finding("extra-notebook", f"'{other.name}' is not part of the "
+                                    "assignment and was not graded."))
+    return chosen, findings
+
+
+def normalize(folder, expected_name, release_nb, target):
+    """Make ``target`` (a folder) hold the gradable form of the submission in ``folder``.
+
+    ``release_nb``: the assignment's notebook as students received it.
+
+    Writes ``target/expected_name`` (when there is something to grade) and copies
+    ``timestamp.txt``. Returns an ``Intake``.
+    """
+    target = Path(target)
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    stamp = Path(folder) / "timestamp.txt"
+    if stamp.is_file():
+        shutil.copy(stamp, target / "timestamp.txt")
+    path, findings = find_notebook(folder, expected_name, release_nb)
+    if path is None:
+        return Intake(None, findings)
+    nb, more = read_notebook(path)
+    findings += more
+    if nb is None:
+        return Intake(None, findings)
+    findings += repair_cells(nb, release_nb)
+    out = target / expected_name
+    nbformat.write(nb, out)
+    return Intake(out, findings)
