@@ -15,8 +15,8 @@ saying which function to write, instead of a traceback. Otherwise it builds the 
 ``ipywidgets.interact``; every slider move redraws the figure.
 
 While nbgrader executes a notebook (``NBGRADER_EXECUTION`` is set: validate, autograde) no
-widget is built, because widgets are useless there and have been reported to hang headless
-execution. Tests that execute notebooks headless set ``NN_COURSE_HEADLESS``: the figure is
+widget is built and no figure drawn: nobody sees them there, drawing was most of the time a
+notebook took to grade, and widgets have been reported to hang headless execution. Tests that execute notebooks headless set ``NN_COURSE_HEADLESS``: the figure is
 drawn once (so its code runs with the student's functions), but no sliders are built. In this
 course's tests, nbclient waited 120 s (its cell timeout) on 1 in about 15 executions of a
 cell that built sliders.
@@ -86,8 +86,13 @@ def show(draw):
     written yet, print one line naming it; if it fails otherwise (the function is still
     wrong), print one line with the error and the advice to make the tests pass first. Either
     way no traceback and no half-drawn figure.
+    While nbgrader runs the notebook (validate, autograde) the figure is skipped with a note:
+    nobody looks at it there, and drawing is most of a notebook's grading time.
     Input: draw, a function without arguments that draws with matplotlib (no ``plt.show()``).
     """
+    if grading():
+        note("figure skipped while nbgrader runs the notebook.")
+        return
     import matplotlib.pyplot as plt
 
     before = set(plt.get_fignums())

@@ -69,6 +69,14 @@ def test_no_widgets_while_nbgrader_runs(interact_calls, monkeypatch, capsys):
     assert "skipped" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("mode", ["validate", "autograde"])
+def test_no_figure_drawn_while_nbgrader_runs(mode, monkeypatch, capsys):
+    monkeypatch.setenv("NBGRADER_EXECUTION", mode)
+    drawn = []
+    widgets.show(lambda: drawn.append(1))
+    assert drawn == [] and "figure skipped" in capsys.readouterr().out
+
+
 def test_headless_runs_draw_once_without_sliders(interact_calls, monkeypatch, capsys):
     monkeypatch.setenv("NN_COURSE_HEADLESS", "1")
     drawn = []
