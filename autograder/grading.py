@@ -252,6 +252,7 @@ def _preprocessors():
         """
         notebook_timeout = Integer(180, help="seconds for the whole notebook").tag(config=True)
         events = []
+        cell_seconds = 0.0                   # time spent running cells (the student's code and the tests)
 
         def __init__(self, *args, **kwargs):
             kwargs.setdefault("kernel_manager_class", ZygoteKernelManager)
@@ -290,7 +291,9 @@ def _preprocessors():
                     traceback=["NotebookTimeLimit: not run"])]
                 return cell, resources
             self._current = index
+            started = time.perf_counter()
             cell, resources = super().preprocess_cell(cell, resources, index)
+            GradingExecute.cell_seconds += time.perf_counter() - started
             for out in cell.get("outputs", []):
                 if out.get("output_type") == "error" and out.get("ename") == "CellTimeoutError":
                     GradingExecute.events.append({"kind": "cell-timeout", "cell": index,
@@ -330,7 +333,7 @@ def _error_text(cell):
 class Worker:
     """Grades units one after the other; lives in its own process (see ``_worker_main``)."""
 
-    def __init__(self, course_dir, limits, index=0, isolate=True, hide=()):
+    def __init__(self, course_dir, limits, index=0, isolate=True, hide=(), feedback=True):
         from nbgrader.apps import NbGraderAPI
         from nbgrader.coursedir import CourseDirectory
         from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, IgnorePattern,
@@ -338,7 +341,7 @@ class Worker:
         from nbconvert.preprocessors import ClearMetadataPreprocessor
 
         self.course = Course(course_dir)
-        self.limits = limits
+        self.limits, self.feedback = limits, feedback
         self.kernel_manager, self.execute, stderr = _preprocessors()
         config = self.course.config
         config.CourseDirectory.submitted_directory = os.path.relpath(self.course.intake, self.course.root)
@@ -360,6 +363,7 @@ class Worker:
         self.isolated = bool(isolate and sandbox.isolation_available())
         self.hide = self.course.hidden_folders(hide)
         self.zygote = None
+        self._feedback_api = None
         self._start_zygote()
 
     # the zygote, inside the sandbox
@@ -452,11 +456,12 @@ class Worker:
 
         # 1. nbgrader autograde, sandboxed
         t = time.perf_counter()
-        self.execute.events = []
+        self.execute.events, self.execute.cell_seconds = [], 0.0
         autograded_dir = course.root / "autograded" / unit.student / unit.assignment
         self._kernel_env(self._fresh_workdir(f"{unit.student}-{unit.assignment}", course.source / unit.assignment))
         result = self.api.autograde(unit.assignment, unit.student, force=True, create=True)
         times["autograde"] = time.perf_counter() - t
+        times["autograde_cells"] = self.execute.cell_seconds
         record["events"] = list(self.execute.events)
         if not result.get("success"):
             record["status"] = "error"
@@ -479,7 +484,9 @@ class Worker:
         if earned:
             clean, left_out = integrity.clean_notebook(source_nb, student_nb, release_nb, provided)
             record["left_out"] = [f.as_dict() for f in left_out]
+            self.execute.cell_seconds = 0.0
             recheck = self._recheck(unit, clean)
+            times["recheck_cells"] = self.execute.cell_seconds
         times["recheck"] = time.perf_counter() - t
 
         # 3. the final scores: the lower of the two, per test cell
@@ -513,8 +520,20 @@ class Worker:
         self._save(unit, name, record)
         record["status"] = "graded"
         record["seconds"] = {**times, "total": time.perf_counter() - start}
-        write_ledger(course, record)
+        if self.feedback:
+            t = time.perf_counter()
+            self._feedback(record)
+            record["seconds"]["feedback"] = time.perf_counter() - t
+        write_ledger(course, record)           # last: a unit without its record is graded again
         return record
+
+    def _feedback(self, record):
+        """The unit's feedback HTML, written here so that it is made in parallel."""
+        from . import report
+
+        if self._feedback_api is None:
+            self._feedback_api = report.feedback_api(self.course)
+        report.write_feedback(self.course, [record], force=True, api=self._feedback_api, log=lambda *a: None)
 
     def _recheck(self, unit, clean):
         """{grade_id: (passed, message)} from running ``clean`` in a fresh sandboxed kernel."""
@@ -607,7 +626,7 @@ def _worker_main(argv):
     worker = None
     try:
         worker = Worker(settings["course"], sandbox.Limits(**settings["limits"]), settings["index"],
-                        settings["isolate"], settings["hide"])
+                        settings["isolate"], settings["hide"], settings["feedback"])
         send("ready", worker.isolated)
         for line in sys.stdin:
             unit = Unit(**json.loads(line))
@@ -636,8 +655,13 @@ class Summary:
 
 
 def grade(submissions, course_dir, jobs=None, limits=None, force=False, progress=True, log=print,
-          retries=1):
-    """Grade every unit of ``submissions`` (a folder or a zip) into the course's gradebook."""
+          retries=1, feedback=True):
+    """Grade every unit of ``submissions`` (a folder or a zip) into the course's gradebook.
+
+    jobs: worker processes (default: one per core); limits: a ``sandbox.Limits``; force:
+    grade again what the ledger says is done; feedback: write each unit's feedback HTML as it
+    is graded (else ``nn-course report`` writes it). Returns a ``Summary``.
+    """
     start = time.perf_counter()
     course = Course(course_dir)
     limits = limits or sandbox.Limits()
@@ -660,7 +684,7 @@ def grade(submissions, course_dir, jobs=None, limits=None, force=False, progress
         f"{len(course.assignments)} assignments): {len(todo)} to grade, {summary.skipped} already graded; "
         f"{jobs} worker{'s' if jobs > 1 else ''}")
     if todo:
-        _run_pool(todo, course, limits, jobs, hide, summary, progress, log, retries)
+        _run_pool(todo, course, limits, jobs, hide, summary, progress, log, retries, feedback)
     summary.reconciled = reconcile(course)
     summary.seconds = time.perf_counter() - start
     if summary.reconciled:
@@ -674,9 +698,9 @@ def grade(submissions, course_dir, jobs=None, limits=None, force=False, progress
 class _WorkerProcess:
     """The parent's handle on one worker: a subprocess speaking JSON lines."""
 
-    def __init__(self, index, course, limits, isolate, hide):
+    def __init__(self, index, course, limits, isolate, hide, feedback):
         settings = {"course": str(course.dir), "limits": asdict(limits), "index": index,
-                    "isolate": isolate, "hide": [str(h) for h in hide]}
+                    "isolate": isolate, "hide": [str(h) for h in hide], "feedback": feedback}
         log = open(course.state / f"worker{index}.log", "a", encoding="utf-8")
         self.proc = subprocess.Popen([sys.executable, "-m", "autograder.grading", "--worker",
                                       json.dumps(settings)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -708,13 +732,13 @@ class _WorkerProcess:
             self.kill()
 
 
-def _run_pool(todo, course, limits, jobs, hide, summary, progress, log, retries, isolate=True):
+def _run_pool(todo, course, limits, jobs, hide, summary, progress, log, retries, feedback, isolate=True):
     from tqdm.auto import tqdm
 
     course.state.mkdir(parents=True, exist_ok=True)
     queue, attempts = list(todo), {}
     hard_limit = 2 * limits.notebook_timeout + 120
-    workers = {i: _WorkerProcess(i, course, limits, isolate, hide) for i in range(jobs)}
+    workers = {i: _WorkerProcess(i, course, limits, isolate, hide, feedback) for i in range(jobs)}
     bar = tqdm(total=len(todo), desc="grading", unit="nb", disable=not progress)
     try:
         while queue or any(w.unit for w in workers.values()):
@@ -743,7 +767,7 @@ def _run_pool(todo, course, limits, jobs, hide, summary, progress, log, retries,
                 unit, why = w.unit, message[-1]
                 if kind == "died":
                     w.kill()
-                    workers[index] = _WorkerProcess(index, course, limits, isolate, hide)
+                    workers[index] = _WorkerProcess(index, course, limits, isolate, hide, feedback)
                 else:
                     w.unit = None
                 if unit is not None:

@@ -22,8 +22,10 @@ points nbgrader, and returns the findings, each with the evidence, for the repor
 
 The raw submission is never changed; the normalised copy goes to ``target``.
 """
+import copy
 import json
 import shutil
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -146,7 +148,7 @@ def repair_cells(nb, release_nb):
             continue
         first, source = seen[grade_id], expected[grade_id]
         if _meta(source).get("solution") and not _meta(source).get("locked"):
-            first.source = first.source.rstrip("\n") + "\n" + cell.source
+            first.source = first.source + "\n" + cell.source   # the split point becomes a line break again
             findings.append(Finding("split-cell", f"the answer cell '{grade_id}' was split into "
                                     "parts with the same grade_id; they were joined again before "
                                     "grading.", evidence=cell.source[:300], cell=grade_id))
@@ -155,20 +157,38 @@ def repair_cells(nb, release_nb):
                                     "than once; the copies were removed (each test counts once).",
                                     evidence=cell.source[:300], severity="review", cell=grade_id))
     nb.cells = keep
+    previous = None
     for grade_id, source in expected.items():
         meta = _meta(source)
         if grade_id not in seen:
             what = "answer" if meta.get("solution") else "test" if meta.get("grade") else "locked"
-            findings.append(Finding("deleted-cell", f"the {what} cell '{grade_id}' was deleted; "
-                                    "nbgrader puts it back before grading.",
+            findings.append(Finding("deleted-cell", f"the {what} cell '{grade_id}' was missing; it "
+                                    "was put back from the release before grading"
+                                    + (" (as the empty answer)." if what == "answer" else "."),
                                     severity="review" if what == "test" else "info", cell=grade_id))
+            _put_back(nb, copy.deepcopy(source), previous)
+            seen[grade_id] = source
         elif meta.get("locked") and not meta.get("solution") and seen[grade_id].source != source.source:
             if meta.get("grade"):
                 findings.append(Finding("edited-test", f"the test cell '{grade_id}' was edited; "
                                         "nbgrader restores the original before grading.",
                                         evidence=_first_difference(source.source, seen[grade_id].source),
                                         severity="review", cell=grade_id))
+        previous = grade_id
     return findings
+
+
+def _put_back(nb, cell, after_grade_id):
+    """Insert ``cell`` right after the cell ``after_grade_id`` (None: at the start).
+
+    nbgrader's own ``add_missing_cells`` fails (KeyError) when two cells in a row are gone,
+    as in a cut-off upload, so missing cells are put back here.
+    """
+    cell["id"] = uuid.uuid4().hex[:8]
+    index = 0
+    if after_grade_id is not None:
+        index = next(i for i, c in enumerate(nb.cells) if _meta(c).get("grade_id") == after_grade_id) + 1
+    nb.cells.insert(index, nbformat.from_dict(cell))
 
 
 def _first_difference(original, edited):

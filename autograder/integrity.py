@@ -124,8 +124,9 @@ def provided_names(source_nb):
 
 # ------------------------------------------------------------------------------ the scan
 class _Scanner(ast.NodeVisitor):
-    def __init__(self, cell, provided, lines):
+    def __init__(self, cell, provided, lines, banned=()):
         self.cell, self.provided, self.lines, self.found = cell, provided, lines, []
+        self.banned = set(banned)             # names bound by forbidden imports anywhere
         self.depth = 0
 
     def flag(self, node, severity, kind, message):
@@ -158,7 +159,10 @@ class _Scanner(ast.NodeVisitor):
 
     # names and attributes
     def visit_Name(self, node):
-        if node.id in FORBIDDEN_NAMES:
+        if node.id in self.banned and isinstance(node.ctx, ast.Load):
+            self.flag(node, "tampering", "forbidden-import", f"uses `{node.id}`, imported from a "
+                      "module no answer in this course needs.")
+        elif node.id in FORBIDDEN_NAMES:
             self.flag(node, "tampering", "forbidden-name", f"uses {node.id}, a way around the tests.")
         elif node.id in REVIEW_NAMES:
             self.flag(node, "review", "exit", f"calls {node.id}(), which stops the kernel.")
@@ -187,20 +191,23 @@ class _Scanner(ast.NodeVisitor):
 
     # changing things
     def _targets(self, node, targets, verb):
+        """Flag assignments into a module the tests use, and rebinding what the notebook gives."""
         for target in targets:
-            for part in ast.walk(target):
-                if isinstance(part, (ast.Attribute, ast.Subscript)):
-                    base = part.value
-                    while isinstance(base, (ast.Attribute, ast.Subscript)):
-                        base = base.value
-                    if isinstance(base, ast.Name) and self.provided.get(base.id) == "module":
-                        self.flag(node, "tampering", "patch", f"{verb} part of the module "
-                                  f"`{base.id}` that the tests use.")
-                if isinstance(part, ast.Name) and isinstance(part.ctx, (ast.Store, ast.Del)):
-                    if self.depth == 0 and part.id in self.provided:
-                        kind = self.provided[part.id]
-                        self.flag(node, "tampering" if kind == "module" else "review", "rebinds",
-                                  f"rebinds `{part.id}`, which the notebook provides.")
+            if isinstance(target, (ast.Tuple, ast.List)):
+                self._targets(node, target.elts, verb)
+            elif isinstance(target, ast.Starred):
+                self._targets(node, [target.value], verb)
+            elif isinstance(target, (ast.Attribute, ast.Subscript)):
+                base = target.value                  # the object changed: a.b.c = ..., a[i] = ...
+                while isinstance(base, (ast.Attribute, ast.Subscript)):
+                    base = base.value
+                if isinstance(base, ast.Name) and self.provided.get(base.id) == "module":
+                    self.flag(node, "tampering", "patch", f"{verb} part of the module "
+                              f"`{base.id}` that the tests use.")
+            elif isinstance(target, ast.Name) and self.depth == 0 and target.id in self.provided:
+                kind = self.provided[target.id]
+                self.flag(node, "tampering" if kind == "module" else "review", "rebinds",
+                          f"rebinds `{target.id}`, which the notebook provides.")
 
     def visit_Assign(self, node):
         self._targets(node, node.targets, "changes")
@@ -261,20 +268,39 @@ class _Scanner(ast.NodeVisitor):
         self._definition(node)
 
 
+def banned_names(sources):
+    """Names that the code in ``sources`` binds by importing modules answers may not use."""
+    names = set()
+    for source in sources:
+        try:
+            tree = ast.parse(to_python(source))
+        except SyntaxError:
+            continue
+        for node in ast.walk(tree):
+            allowed = ALLOWED_IMPORTS | {"autograder", "checks"}     # the kit: "review", above
+            if isinstance(node, ast.Import):
+                names |= {(a.asname or a.name).split(".")[0] for a in node.names
+                          if a.name.split(".")[0] not in allowed}
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] not in allowed:
+                names |= {a.asname or a.name for a in node.names}
+    return names
+
+
 def scan(cells, provided):
     """Findings for ``cells``: [(grade_id or label, source)], the code the student wrote.
 
     ``provided``: ``provided_names(source_nb)``. Returns [Finding], most severe first.
     """
+    banned = banned_names(source for _, source in cells)
     findings = []
     for label, source in cells:
-        for _, finding in _scan_cell(label, source, provided)[1]:
+        for _, finding in _scan_cell(label, source, provided, banned)[1]:
             findings.append(finding)
     order = {"tampering": 0, "review": 1, "info": 2}
     return sorted(findings, key=lambda f: order[f.severity])
 
 
-def _scan_cell(label, source, provided):
+def _scan_cell(label, source, provided, banned=()):
     """(ast or None, [(node, Finding)]) for one cell."""
     python = to_python(source)
     lines = python.splitlines()
@@ -283,7 +309,7 @@ def _scan_cell(label, source, provided):
     except SyntaxError as err:
         return None, [(None, Finding("syntax-error", f"the cell does not parse: {err.msg}",
                                      evidence=f"line {err.lineno}", severity="info", cell=label))]
-    scanner = _Scanner(label, provided, lines)
+    scanner = _Scanner(label, provided, lines, banned)
     scanner.visit(tree)
     if python.strip() != source.strip() and any(
             line.lstrip().startswith(("%", "!")) for line in source.splitlines()):
@@ -377,9 +403,9 @@ PROBE = "__nn_check_integrity()"
 ROLE = "nn_recheck"
 
 
-def _clean_source(label, source, provided):
+def _clean_source(label, source, provided, banned=()):
     """(definitions-only source, [Finding] of what was left out) of one student cell."""
-    tree, found = _scan_cell(label, source, provided)
+    tree, found = _scan_cell(label, source, provided, banned)
     if tree is None:
         return "", [f for _, f in found]
     bad = [(node, f) for node, f in found if f.severity == "tampering"]
@@ -440,7 +466,9 @@ def clean_notebook(source_nb, student_nb, release_nb, provided=None):
     """
     provided = provided_names(source_nb) if provided is None else provided
     answers, added = {}, {}
-    for anchor, label, source in student_cells(student_nb, source_nb):
+    written = student_cells(student_nb, source_nb)
+    banned = banned_names(source for _, _, source in written)
+    for anchor, label, source in written:
         if label == anchor:
             answers.setdefault(anchor, []).append(source)
         else:
@@ -462,7 +490,7 @@ def clean_notebook(source_nb, student_nb, release_nb, provided=None):
     setup.metadata[ROLE] = "probe"
     nb.cells.append(setup)
     for label, source in added.get(None, []):
-        code, dropped = _clean_source(label, source, provided)
+        code, dropped = _clean_source(label, source, provided, banned)
         left_out += dropped
         add(nbformat.v4.new_code_cell(code), "added")
     for cell in source_nb.cells:
@@ -471,7 +499,7 @@ def clean_notebook(source_nb, student_nb, release_nb, provided=None):
         if cell.cell_type == "code" and meta.get("solution"):
             parts = []
             for source in answers.get(grade_id, [stubs.get(grade_id, "raise NotImplementedError()")]):
-                code, dropped = _clean_source(grade_id, source, provided)
+                code, dropped = _clean_source(grade_id, source, provided, banned)
                 left_out += dropped
                 parts.append(code)
             clean = copy.deepcopy(cell)
@@ -483,7 +511,7 @@ def clean_notebook(source_nb, student_nb, release_nb, provided=None):
             clean.outputs = []
             add(clean)
         for label, source in added.get(grade_id, []) if grade_id else []:
-            code, dropped = _clean_source(label, source, provided)
+            code, dropped = _clean_source(label, source, provided, banned)
             left_out += dropped
             add(nbformat.v4.new_code_cell(code), "added")
     return nb, left_out
