@@ -23,7 +23,7 @@ from nbclient import NotebookClient
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from autograder import build  # noqa: E402
+from autograder import build, classroom  # noqa: E402
 
 NOT_IMPLEMENTED = "is not implemented yet"
 
@@ -136,25 +136,9 @@ def cell_text(cell):
     return "".join(parts)
 
 
-def strip_markers(source):
-    """A solution cell as the student who gets it right would leave it: markers removed."""
-    keep = [line for line in source.splitlines()
-            if "### BEGIN SOLUTION" not in line and "### END SOLUTION" not in line]
-    return textwrap.dedent("\n".join(keep)) if keep and not keep[0].startswith((" ", "\t")) \
-        else "\n".join(keep)
-
-
-def with_answers(release_nb, source_nb, replace=None):
-    """The release notebook with answer cells filled: reference answers, or ``replace[grade_id]``."""
-    answers = {nbgrader_meta(c).get("grade_id"): strip_markers(c.source)
-               for c in source_nb.cells if is_answer(c)}
-    answers.update(replace or {})
-    nb = copy.deepcopy(release_nb)
-    for cell in nb.cells:
-        grade_id = nbgrader_meta(cell).get("grade_id")
-        if is_answer(cell) and grade_id in answers:
-            cell.source = answers[grade_id]
-    return nb
+# The reference answers pasted into a release notebook: one home, autograder.classroom.
+strip_markers = classroom.strip_markers
+with_answers = classroom.with_answers
 
 
 class StudentFolder:

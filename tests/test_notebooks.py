@@ -22,7 +22,7 @@ import nbformat
 import pytest
 
 import nbtools
-from autograder import build
+from autograder import build, classroom
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSIGNMENTS = build.assignments(ROOT)
@@ -31,7 +31,7 @@ pytestmark = pytest.mark.slow
 #: Typical bugs per assignment: the answer cell each replaces, the test cell that must fail
 #: (and no other), and words the feedback must show the student. Each bug is graded as a
 #: submission of its own ("bug0", "bug1", ...).
-BUGS = json.loads((Path(__file__).parent / "notebook_bugs.json").read_text(encoding="utf-8"))
+BUGS = classroom.load_bugs()
 BUG_CASES = [(name, i) for name in sorted(BUGS) for i in range(len(BUGS[name]))]
 
 

@@ -1,0 +1,446 @@
+"""Synthetic students: submissions made from the release, for the demo, the tests and the benchmark.
+
+- ``with_answers(release_nb, source_nb, replace)``: the release notebook with the reference
+  answers filled in (or ``replace[grade_id]`` for some of them).
+- ``load_bugs()``: the catalogue of typical student bugs, per assignment
+  (``notebook_bugs.json``: the answer cell a bug replaces, its source, the one test cell it
+  must fail, and words the feedback must show).
+- ``ADVERSARIAL``: submissions that try to break or fool the grader: endless loops, a dead
+  kernel, a memory bomb, 10 MB of output, ``sys.exit``, deleted, edited, duplicated and split
+  cells, broken JSON, a wrong file name, an old nbformat, a missing notebook, patched numpy,
+  builtins, ``__eq__`` and checks, ``solutions_lib``, reading the gradebook and the source
+  notebooks, writing outside the folder, warnings from correct code. Each ``Case`` says what
+  the grader must do with it (``expect``).
+- ``make_class(course, out, ...)``: a whole class of such students, written as a folder laid
+  out like nbgrader's ``submitted/``; returns who is who.
+
+Nothing here is student-facing (the build copies only checks, datasets and widgets).
+"""
+import copy
+import json
+import textwrap
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+
+BUGS_FILE = Path(__file__).with_name("notebook_bugs.json")
+
+
+def _meta(cell):
+    return cell.get("metadata", {}).get("nbgrader", {})
+
+
+def is_answer(cell):
+    return cell.cell_type == "code" and bool(_meta(cell).get("solution"))
+
+
+def strip_markers(source):
+    """A solution cell as the student who gets it right would leave it: markers removed."""
+    keep = [line for line in source.splitlines()
+            if "### BEGIN SOLUTION" not in line and "### END SOLUTION" not in line]
+    return textwrap.dedent("\n".join(keep)) if keep and not keep[0].startswith((" ", "\t")) \
+        else "\n".join(keep)
+
+
+def reference_answers(source_nb):
+    """{grade_id: source} of the reference answer of every answer cell."""
+    return {_meta(c)["grade_id"]: strip_markers(c.source) for c in source_nb.cells if is_answer(c)}
+
+
+def with_answers(release_nb, source_nb, replace=None):
+    """The release notebook with answer cells filled: reference answers, or ``replace[grade_id]``."""
+    answers = reference_answers(source_nb)
+    answers.update(replace or {})
+    nb = copy.deepcopy(release_nb)
+    for cell in nb.cells:
+        grade_id = _meta(cell).get("grade_id")
+        if is_answer(cell) and grade_id in answers:
+            cell.source = answers[grade_id]
+    return nb
+
+
+def load_bugs():
+    """{assignment: [{"answer", "source", "fails", "phrase"}, ...]}, the catalogued bugs."""
+    return json.loads(BUGS_FILE.read_text(encoding="utf-8"))
+
+
+# ------------------------------------------------------------------------------ adversaries
+@dataclass
+class Case:
+    """One adversarial submission.
+
+    - build(release_nb, source_nb) returns {file name: NotebookNode or bytes} for the
+      student's assignment folder ({}: an empty folder);
+    - expect: what the grader must do: "status" (graded, missing, unreadable), "flags"
+      (each of these kinds among the flags), "zero" / "full" (test cells that must score 0 /
+      full marks), "fools_nbgrader" (test cells plain nbgrader would pass; shown by the demo
+      and the tests), "severity" (a flag of this severity must be there).
+    """
+    name: str
+    assignment: str
+    what: str
+    build: object
+    expect: dict = field(default_factory=dict)
+
+
+def _nb(release_nb, source_nb, replace=None, edit=None):
+    nb = with_answers(release_nb, source_nb, replace)
+    if edit:
+        edit(nb)
+    return nb
+
+
+def _answer(source_nb, grade_id, before="", after=""):
+    return before + reference_answers(source_nb)[grade_id] + after
+
+
+def _notebook_file(assignment):
+    return f"{assignment}.ipynb"
+
+
+def _with(assignment, **kwargs):
+    def build(release_nb, source_nb):
+        return {_notebook_file(assignment): _nb(release_nb, source_nb, **kwargs)}
+    return build
+
+
+def _replace(assignment, make):
+    """A build whose answers come from ``make(source_nb)`` -> {grade_id: source}."""
+    def build(release_nb, source_nb):
+        return {_notebook_file(assignment): _nb(release_nb, source_nb, make(source_nb))}
+    return build
+
+
+DENSE = "04_dense_backprop"
+#: The catalogued transposed-dW bug of notebook 4: the honest twin of the tampering cases.
+TRANSPOSED = ("def dense_backward(dH, cache):\n    X, W, b, Z, activation = cache\n"
+              "    _, f_grad = ACTIVATIONS[activation]\n    dZ = f_grad(Z) * dH\n"
+              "    return dZ @ W, X.T @ dZ, dZ.sum(axis=0)\n")
+
+
+def _drop(grade_id):
+    def edit(nb):
+        nb.cells = [c for c in nb.cells if _meta(c).get("grade_id") != grade_id]
+    return edit
+
+
+def _duplicate(grade_id):
+    def edit(nb):
+        i = next(i for i, c in enumerate(nb.cells) if _meta(c).get("grade_id") == grade_id)
+        twin = copy.deepcopy(nb.cells[i])
+        twin["id"] = twin.get("id", "cell") + "-copy"
+        nb.cells.insert(i + 1, twin)
+    return edit
+
+
+def _split(grade_id, after_line=3):
+    def edit(nb):
+        i = next(i for i, c in enumerate(nb.cells) if _meta(c).get("grade_id") == grade_id)
+        lines = nb.cells[i].source.split("\n")
+        first, second = copy.deepcopy(nb.cells[i]), copy.deepcopy(nb.cells[i])
+        first.source, second.source = "\n".join(lines[:after_line]), "\n".join(lines[after_line:])
+        second["id"] = first.get("id", "cell") + "-2"
+        nb.cells[i:i + 1] = [first, second]
+    return edit
+
+
+def _edit_test(grade_id, source):
+    def edit(nb):
+        for c in nb.cells:
+            if _meta(c).get("grade_id") == grade_id:
+                c.source = source
+    return edit
+
+
+def _truncated(release_nb, source_nb):
+    nb = with_answers(release_nb, source_nb)
+    text = nbformat.writes(nb)
+    cut = text.index('"two_layer_loss_and_grads"')
+    cut = text.rindex('{\n   "cell_type"', 0, cut)        # the start of that cell
+    return {_notebook_file(DENSE): text[:cut + 40].encode()}
+
+
+def _old_nbformat(release_nb, source_nb):
+    nb = with_answers(release_nb, source_nb)
+    return {_notebook_file(DENSE): nbformat.writes(nbformat.convert(nb, 3)).encode()}
+
+
+PATCH_CHECKS = ('for _name in dir(checks):\n'
+                '    if _name.startswith("check") or _name == "call":\n'
+                '        setattr(checks, _name, (lambda *a, **k: None) if _name != "call" '
+                'else (lambda f, *a, **k: f(*a, **k)))\n'
+                'checks.check_layer = checks.check_dense_backward = lambda *a, **k: None\n\n')
+READ_SOURCE = '''import json, pathlib
+
+
+def _solution_cell(grade_id):
+    for parent in pathlib.Path.cwd().resolve().parents:
+        path = parent / "source_notebooks" / "04_dense_backprop" / "04_dense_backprop.ipynb"
+        if path.exists():
+            cells = json.loads(path.read_text())["cells"]
+            return "".join(next(c["source"] for c in cells
+                                if c["metadata"].get("nbgrader", {}).get("grade_id") == grade_id))
+    raise FileNotFoundError("no source notebook in sight")
+
+
+exec(_solution_cell("dense_backward").replace("### BEGIN SOLUTION", "").replace("### END SOLUTION", ""))
+'''
+READ_GRADEBOOK = '''import pathlib
+for _parent in pathlib.Path.cwd().resolve().parents:
+    for _found in list(_parent.glob("gradebook.db")) + list(_parent.glob("course/gradebook.db")):
+        print("READ", _found, len(_found.read_bytes()), "bytes")
+
+'''
+WRITE_OUTSIDE = '''import pathlib
+for _parent in pathlib.Path.cwd().resolve().parents:
+    for _target in (_parent / "gradebook.db", _parent / "course" / "gradebook.db",
+                    _parent / "source_notebooks" / "04_dense_backprop" / "04_dense_backprop.ipynb",
+                    _parent / "submitted" / "alice" / "04_dense_backprop" / "04_dense_backprop.ipynb"):
+        try:
+            if _target.exists():
+                _target.write_bytes(b"overwritten by a student")
+                print("WROTE", _target)
+        except OSError:
+            pass
+
+'''
+UNSTOPPABLE = ("def perceptron_predict(X, w, b):\n    while True:\n        try:\n            pass\n"
+               "        except KeyboardInterrupt:\n            pass\n")
+MEMORY_BOMB = ("def sgd_update(w, dw, lr):\n    hoard = []\n    while True:\n"
+               "        hoard.append(bytearray(50_000_000))\n")
+EQ_ALWAYS = ('class Always(np.ndarray):\n    def __eq__(self, other):\n        return True\n\n'
+             '    def __array_function__(self, func, types, args, kwargs):\n        return True\n\n\n'
+             + TRANSPOSED.replace("    return dZ @ W, X.T @ dZ, dZ.sum(axis=0)\n",
+                                  "    return tuple(np.asarray(g).view(Always) for g in (dZ @ W, X.T @ dZ, dZ.sum(axis=0)))\n"))
+
+ADVERSARIAL = [
+    Case("endless-loop", "01_perceptron", "perceptron_predict loops forever and swallows the interrupt",
+         _replace("01_perceptron", lambda s: {"perceptron_predict": UNSTOPPABLE}),
+         {"flags": ["cell-timeout"], "zero": ["test_perceptron_predict"], "full": ["test_step_sign"]}),
+    Case("os-exit", "05_cosine_denoising", "denoiser_backward calls os._exit(1): the kernel dies",
+         _replace("05_cosine_denoising", lambda s: {"denoiser_backward": "import os\n\n\ndef denoiser_backward(dY, cache):\n    os._exit(1)\n"}),
+         {"flags": ["dead-kernel", "forbidden-import"], "zero": ["test_denoiser_backward"],
+          "full": ["test_denoiser_forward"]}),
+    Case("memory-bomb", "07_mnist_classification", "sgd_update allocates until memory runs out",
+         _replace("07_mnist_classification", lambda s: {"sgd_update": MEMORY_BOMB}),
+         {"zero": ["test_sgd_update"], "full": ["test_softmax_cross_entropy"]}),
+    Case("huge-output", "02_xor", "an answer cell prints 10 MB",
+         _replace("02_xor", lambda s: {"xor_network": _answer(s, "xor_network", 'print("x" * 10_000_000)\n')}),
+         {"full": ["test_xor_network", "test_count_correct"]}),
+    Case("sys-exit", "03_chain_rule_jacobians", "an answer cell calls sys.exit() before its definitions",
+         _replace("03_chain_rule_jacobians", lambda s: {"fork_backward": "import sys\nsys.exit(0)\n" + _answer(s, "fork_backward")}),
+         {"flags": ["forbidden-import"], "zero": ["test_fork_backward"], "full": ["test_chain_example_grad"]}),
+    Case("deleted-test", DENSE, "the test cell of mse was deleted", _with(DENSE, edit=_drop("test_mse")),
+         {"flags": ["deleted-cell"], "full": ["test_mse", "test_dense_backward"]}),
+    Case("edited-test", DENSE, "the dense_backward test was replaced by a print, the answer is wrong",
+         _with(DENSE, replace={"dense_backward": TRANSPOSED},
+               edit=_edit_test("test_dense_backward", 'print("dense_backward: all tests passed.")')),
+         {"flags": ["edited-test"], "zero": ["test_dense_backward"], "full": ["test_dense_forward"]}),
+    Case("duplicated-test", DENSE, "the dense_forward test cell appears twice",
+         _with(DENSE, edit=_duplicate("test_dense_forward")),
+         {"flags": ["duplicated-test"], "full": ["test_dense_forward", "test_dense_backward"]}),
+    Case("split-cell", DENSE, "the dense_backward answer cell was split in two (same grade_id)",
+         _with(DENSE, edit=_split("dense_backward")),
+         {"flags": ["split-cell"], "full": ["test_dense_backward"]}),
+    Case("invalid-json", DENSE, "the upload was cut off in the middle of the file", _truncated,
+         {"flags": ["invalid-json"], "full": ["test_dense_forward", "test_dense_backward"],
+          "zero": ["test_l2_penalty"]}),
+    Case("not-a-notebook", DENSE, "the file is not JSON at all",
+         lambda r, s: {_notebook_file(DENSE): b"\x89PNG\r\n\x1a\n this is a picture, not a notebook"},
+         {"status": "unreadable", "flags": ["unreadable"], "zero": ["test_dense_forward"]}),
+    Case("wrong-file-name", DENSE, "the notebook was saved as '04_dense_backprop (1).ipynb'",
+         lambda r, s: {"04_dense_backprop (1).ipynb": with_answers(r, s)},
+         {"flags": ["wrong-file-name"], "full": ["test_dense_forward", "test_l2_penalty"]}),
+    Case("old-nbformat", DENSE, "the notebook was saved in nbformat 3", _old_nbformat,
+         {"flags": ["old-nbformat"], "full": ["test_dense_backward"]}),
+    Case("missing-notebook", DENSE, "the folder holds no notebook", lambda r, s: {},
+         {"status": "missing", "flags": ["missing-notebook"], "zero": ["test_dense_forward"]}),
+    Case("patch-numpy", DENSE, "np.all and np.allclose always say True; dW is transposed",
+         _with(DENSE, replace={"dense_backward": "np.all = lambda *a, **k: True\nnp.allclose = lambda *a, **k: True\n\n" + TRANSPOSED}),
+         {"flags": ["patch"], "severity": "tampering", "zero": ["test_dense_backward"],
+          "full": ["test_dense_forward"]}),
+    Case("patch-builtins", DENSE, "builtins.all and builtins.any are replaced; dW is transposed",
+         _with(DENSE, replace={"dense_backward": "import builtins\nbuiltins.all = lambda *a, **k: True\nbuiltins.any = lambda *a, **k: False\n\n" + TRANSPOSED}),
+         {"flags": ["forbidden-import"], "severity": "tampering", "zero": ["test_dense_backward"],
+          "full": ["test_dense_forward"]}),
+    Case("patch-eq", DENSE, "the gradients are arrays whose __eq__ and __array_function__ always agree",
+         _with(DENSE, replace={"dense_backward": EQ_ALWAYS}),
+         {"flags": ["dunder"], "severity": "tampering", "zero": ["test_dense_backward"]}),
+    Case("patch-checks", DENSE, "every check of the kit is replaced by a no-op; dW is transposed",
+         _with(DENSE, replace={"dense_backward": PATCH_CHECKS + TRANSPOSED}),
+         {"flags": ["forbidden-name"], "severity": "tampering", "zero": ["test_dense_backward"],
+          "fools_nbgrader": ["test_dense_backward"], "full": ["test_dense_forward"]}),
+    Case("patch-sys-modules", DENSE, "checks patched through sys.modules; dW is transposed",
+         _with(DENSE, replace={"dense_backward": 'import sys\n_kit = sys.modules["autograder.checks"]\n'
+                               '_kit.check_layer = _kit.check_dense_backward = _kit.check_close = lambda *a, **k: None\n\n' + TRANSPOSED}),
+         {"flags": ["forbidden-import"], "severity": "tampering", "zero": ["test_dense_backward"]}),
+    Case("import-solutions", DENSE, "dense_backward is imported from solutions_lib",
+         _with(DENSE, replace={"dense_backward": "from solutions_lib.layers import dense_backward\n"}),
+         {"flags": ["forbidden-import"], "severity": "tampering", "zero": ["test_dense_backward"],
+          "fools_nbgrader": ["test_dense_backward"]}),
+    Case("read-source", DENSE, "dense_backward is read from the source notebook and exec'd",
+         _with(DENSE, replace={"dense_backward": READ_SOURCE}),
+         {"flags": ["forbidden-name"], "severity": "tampering", "zero": ["test_dense_backward"]}),
+    Case("read-gradebook", DENSE, "an answer cell looks for the gradebook and reads it",
+         _replace(DENSE, lambda s: {"dense_forward": READ_GRADEBOOK + _answer(s, "dense_forward")}),
+         {"flags": ["forbidden-import"], "severity": "tampering", "full": ["test_dense_forward"],
+          "no_output": "READ"}),
+    Case("write-outside", DENSE, "an answer cell overwrites the gradebook, the source notebook and another student's work",
+         _replace(DENSE, lambda s: {"dense_forward": WRITE_OUTSIDE + _answer(s, "dense_forward")}),
+         {"flags": ["forbidden-import"], "severity": "tampering", "full": ["test_dense_forward"],
+          "no_output": "WROTE"}),
+    Case("magic", DENSE, "an answer cell runs shell commands and magics",
+         _replace(DENSE, lambda s: {"dense_forward": "!ls ../../..\n%env\n" + _answer(s, "dense_forward")}),
+         {"flags": ["magic"], "severity": "tampering", "full": ["test_dense_forward"]}),
+    Case("warnings", DENSE, "correct code that prints warnings to stderr",
+         _replace(DENSE, lambda s: {"dense_forward": "import warnings\n\n" + _answer(s, "dense_forward").replace(
+             '    ### BEGIN SOLUTION', '').replace(
+             '    f, _ = ACTIVATIONS[activation]',
+             '    warnings.warn("correct code may warn", RuntimeWarning)\n'
+             '    np.exp(np.array([1000.0]))              # overflow: a RuntimeWarning on stderr\n'
+             '    f, _ = ACTIVATIONS[activation]')}),
+         {"full": ["test_dense_forward", "test_dense_backward", "test_two_layer_loss_and_grads"],
+          "no_severity": "tampering"}),
+]
+
+
+# ------------------------------------------------------------------------------ a class
+def write_submission(folder, files, release_folder=None):
+    """Write one student's assignment folder: the kit (as students have it) and ``files``."""
+    import shutil
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    if release_folder is not None and (Path(release_folder) / "autograder").is_dir():
+        shutil.copytree(Path(release_folder) / "autograder", folder / "autograder", dirs_exist_ok=True)
+    for name, content in files.items():
+        if isinstance(content, bytes):
+            (folder / name).write_bytes(content)
+        else:
+            nbformat.write(content, folder / name)
+
+
+def make_class(source_dir, release_dir, out, correct=4, blank=3, bugs=True, adversarial=True,
+               assignments=None, cases=None, only_their_own=("adversarial",)):
+    """Write a synthetic class into ``out`` (laid out like nbgrader's submitted/).
+
+    Students: ``correct`` with the reference answers everywhere; one per catalogued bug (the
+    bug in its assignment, reference answers elsewhere); ``blank`` who hand back the release
+    untouched, everywhere; one per adversarial case. The kinds in ``only_their_own`` submit
+    only the assignment of their bug or attack (the others count as not submitted).
+    ``assignments``: default all.
+    Returns [{"student", "kind", "assignment", "what", "expect"}], one per student.
+    """
+    from . import build
+
+    source_dir, release_dir, out = Path(source_dir), Path(release_dir), Path(out)
+    names = assignments or build.assignments(source_dir.parent)
+    notebooks = {}
+    for name in names:
+        (src,) = build.notebooks(source_dir / name)
+        (rel,) = build.notebooks(release_dir / name)
+        notebooks[name] = (nbformat.read(rel, as_version=4), nbformat.read(src, as_version=4))
+    roster = []
+    for i in range(correct):
+        roster.append({"student": f"correct{i + 1:02d}", "kind": "correct", "assignment": "",
+                       "what": "reference answers everywhere", "expect": {}})
+    if bugs:
+        for assignment, entries in sorted(load_bugs().items()):
+            if assignment not in names:
+                continue
+            for k, bug in enumerate(entries):
+                roster.append({"student": f"bug-{assignment[:2]}-{k + 1}", "kind": "bug",
+                               "assignment": assignment, "what": f"a typical bug in {bug['answer']}",
+                               "expect": {"zero": [bug["fails"]], "only_loses": bug["fails"],
+                                          "phrase": bug["phrase"]}, "bug": bug})
+    for i in range(blank):
+        roster.append({"student": f"blank{i + 1:02d}", "kind": "blank", "assignment": "",
+                       "what": "the release handed back untouched", "expect": {}})
+    if adversarial:
+        for case in cases or ADVERSARIAL:
+            if case.assignment in names:
+                roster.append({"student": f"adv-{case.name}", "kind": "adversarial",
+                               "assignment": case.assignment, "what": case.what, "expect": case.expect,
+                               "case": case})
+    for entry in roster:
+        for name, (release_nb, source_nb) in notebooks.items():
+            if entry["kind"] in only_their_own and name != entry["assignment"]:
+                continue
+            folder = out / entry["student"] / name
+            nb_file = f"{name}.ipynb"
+            if entry["kind"] == "blank":
+                files = {nb_file: release_nb}
+            elif entry["kind"] == "bug" and name == entry["assignment"]:
+                files = {nb_file: with_answers(release_nb, source_nb, {entry["bug"]["answer"]: entry["bug"]["source"]})}
+            elif entry["kind"] == "adversarial" and name == entry["assignment"]:
+                files = entry["case"].build(release_nb, source_nb)
+            else:
+                files = {nb_file: with_answers(release_nb, source_nb)}
+            write_submission(folder, files, release_dir / name)
+    for entry in roster:
+        entry.pop("case", None)
+        entry.pop("bug", None)
+    return roster
+
+
+def check(roster, records, assignments, course=None, only_their_own=("adversarial",)):
+    """What the grader did against what each student of ``make_class`` expects.
+
+    records: {(student, assignment): ledger record}; course (a ``grading.Course``) to look
+    into the autograded notebooks for ``no_output``. Returns a list of problems (empty: every
+    expectation met). Correct students must get full marks everywhere, blank ones 0, a bug
+    must cost exactly its exercise, and every adversarial case its ``expect``.
+    """
+    problems = []
+    for entry in roster:
+        for assignment in assignments:
+            if entry["kind"] in only_their_own and assignment != entry["assignment"]:
+                continue
+            r = records.get((entry["student"], assignment))
+            where = f"{entry['student']}/{assignment}"
+            if r is None:
+                problems.append(f"{where}: not graded")
+                continue
+            tests = {k: v for k, v in r.get("scores", {}).items() if v.get("kind") == "test"}
+            lost = sorted(k for k, v in tests.items() if (v.get("final") or 0) != v.get("max"))
+            expect = entry["expect"] if assignment == entry["assignment"] else {}
+            status = expect.get("status", "graded")
+            if r.get("status") != status:
+                problems.append(f"{where}: status {r.get('status')}, expected {status} {r.get('error', '')[-300:]}")
+                continue
+            if entry["kind"] == "blank" or (entry["kind"] == "adversarial" and status != "graded"):
+                if any(v.get("final") for v in tests.values()):
+                    problems.append(f"{where}: points for nothing: {[k for k, v in tests.items() if v.get('final')]}")
+            elif entry["kind"] in ("correct", "adversarial") and not expect:
+                if lost:
+                    problems.append(f"{where}: reference answers lose {lost}")
+            if "only_loses" in expect and lost != [expect["only_loses"]]:
+                problems.append(f"{where}: the bug should cost {expect['only_loses']} only, it cost {lost}")
+            kinds = {f.get("kind") for f in r.get("flags", [])}
+            for kind in expect.get("flags", []):
+                if kind not in kinds:
+                    problems.append(f"{where}: no {kind} flag (flags: {sorted(kinds)})")
+            severities = {f.get("severity") for f in r.get("flags", [])}
+            if expect.get("severity") and expect["severity"] not in severities:
+                problems.append(f"{where}: not flagged as {expect['severity']}")
+            if expect.get("no_severity") in severities:
+                problems.append(f"{where}: flagged as {expect['no_severity']}: "
+                                f"{[f['message'] for f in r['flags'] if f.get('severity') == expect['no_severity']]}")
+            for g in expect.get("zero", []):
+                if tests.get(g, {}).get("final"):
+                    problems.append(f"{where}: {g} kept {tests[g]['final']} points it did not earn")
+            for g in expect.get("full", []):
+                if g not in tests or tests[g].get("final") != tests[g].get("max"):
+                    problems.append(f"{where}: {g} should keep its points, got {tests.get(g)}")
+            for g in expect.get("fools_nbgrader", []):
+                if not tests.get(g, {}).get("nbgrader"):
+                    problems.append(f"{where}: plain nbgrader was expected to give {g} points here")
+            if expect.get("no_output") and course is not None:
+                graded = course.root / "autograded" / entry["student"] / assignment / r["notebook"]
+                cells = nbformat.read(graded, as_version=4).cells if graded.exists() else []
+                text = json.dumps([c.get("outputs", []) for c in cells if c.cell_type == "code"])
+                if expect["no_output"] in text:
+                    problems.append(f"{where}: the submission's code printed {expect['no_output']!r}: "
+                                    "it reached files it must not see")
+    return problems
