@@ -3,15 +3,39 @@
 Commands:
   build            generate release/ from source_notebooks/ with nbgrader and verify it
   build --check    rebuild in a scratch folder; fail if release/ differs or leaks anything
+  grade SUBMISSIONS
+                   autograde a folder laid out like nbgrader's submitted/ (or an LMS zip) into
+                   the gradebook: in parallel, sandboxed, re-checked, resumable
+  report           grades CSV, feedback HTML and the class report with plots
+  demo             build, synthesise a class (correct, buggy, blank, adversarial), grade it,
+                   report, and check every expected outcome
 """
 import argparse
 import sys
+from pathlib import Path
 
 from . import build as build_module
 
 
+def _limits(args):
+    from .sandbox import Limits
+
+    defaults = Limits()
+    return Limits(cell_timeout=args.cell_timeout or defaults.cell_timeout,
+                  notebook_timeout=args.notebook_timeout or defaults.notebook_timeout,
+                  memory_mb=args.memory_mb or defaults.memory_mb)
+
+
+def _course(args):
+    if args.course:
+        return Path(args.course)
+    return build_module.find_root() / "course"
+
+
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="nn-course", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="nn-course", description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog=__doc__.split("\n", 2)[2])
     sub = parser.add_subparsers(dest="command", required=True)
     b = sub.add_parser("build", help="build the student release from the source notebooks")
     b.add_argument("--check", action="store_true",
@@ -19,13 +43,65 @@ def main(argv=None):
     b.add_argument("--no-validate", action="store_true",
                    help="skip running the notebooks with nbgrader validate (faster)")
     b.add_argument("--root", help="the course repository (default: found from here)")
+
+    g = sub.add_parser("grade", help="autograde every submission of a folder or zip")
+    g.add_argument("submissions", help="a folder <student>/<assignment>/<notebook>.ipynb, or a zip of notebooks")
+    g.add_argument("--course", help="the nbgrader course folder (default: course/ of this repository)")
+    g.add_argument("--jobs", type=int, help="parallel workers (default: one per core)")
+    g.add_argument("--cell-timeout", type=int, help="seconds per cell (default 60)")
+    g.add_argument("--notebook-timeout", type=int, help="seconds per notebook (default 180)")
+    g.add_argument("--memory-mb", type=int, help="memory per kernel (default 3072)")
+    g.add_argument("--force", action="store_true", help="grade again what is already graded")
+    g.add_argument("--no-feedback", action="store_true",
+                   help="do not write feedback while grading (nn-course report writes it)")
+    g.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    r = sub.add_parser("report", help="grades CSV, feedback and the class report")
+    r.add_argument("--course", help="the nbgrader course folder (default: course/ of this repository)")
+    r.add_argument("--out", help="where the report goes (default: <course>/report)")
+    r.add_argument("--no-feedback", action="store_true", help="do not write feedback HTML")
+    r.add_argument("--force-feedback", action="store_true",
+                   help="rewrite all feedback (after scores were changed by hand)")
+
+    d = sub.add_parser("demo", help="the whole pipeline on a synthetic class, offline")
+    d.add_argument("--out", default="demo-class", help="folder for the demo course (default demo-class/)")
+    d.add_argument("--jobs", type=int, help="parallel workers (default: one per core)")
+    d.add_argument("--correct", type=int, default=4, help="students with the reference answers")
+    d.add_argument("--blank", type=int, default=3, help="students who hand in the release untouched")
+    d.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
-    if args.command == "build":
-        try:
+
+    try:
+        if args.command == "build":
             build_module.build(args.root, check=args.check, run_validation=not args.no_validate)
-        except build_module.BuildError as err:
-            print(f"nn-course build: {err}", file=sys.stderr)
-            return 1
+        elif args.command == "grade":
+            from . import grading
+
+            summary = grading.grade(args.submissions, _course(args), jobs=args.jobs, limits=_limits(args),
+                                    force=args.force, progress=not args.no_progress,
+                                    feedback=not args.no_feedback)
+            print(f"graded {summary.graded}, already graded {summary.skipped}, failed {len(summary.failed)} "
+                  f"in {summary.seconds:.0f} s; ledger: {Path(_course(args)) / 'grading' / 'ledger'}")
+            for problem in summary.problems:
+                print(f"  skipped: {problem}")
+            return 1 if summary.failed else 0
+        elif args.command == "report":
+            from . import report
+
+            report.report(_course(args), args.out, feedback=not args.no_feedback,
+                          force_feedback=args.force_feedback)
+        elif args.command == "demo":
+            from . import demo
+
+            problems, _ = demo.demo(args.out, jobs=args.jobs, correct=args.correct, blank=args.blank,
+                                    progress=not args.no_progress)
+            return 1 if problems else 0
+    except build_module.BuildError as err:
+        print(f"nn-course build: {err}", file=sys.stderr)
+        return 1
+    except (FileNotFoundError, ValueError) as err:
+        print(f"nn-course {args.command}: {err}", file=sys.stderr)
+        return 1
     return 0
 
 
