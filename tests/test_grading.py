@@ -1,0 +1,493 @@
+"""The instructor's pipeline: intake, integrity scan, sandboxed kernels, grading a class, the report.
+
+The heart is ``graded_class``: a scratch course with its release and gradebook, a class made
+by ``autograder.classroom.make_class`` (a student with the reference answers everywhere, a
+blank one, one per catalogued bug and one per adversarial case), graded once with two
+workers. Every student's expected outcome is then a test of its own.
+"""
+import hashlib
+import html
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from autograder import build, classroom, grading, integrity, intake, report, sandbox
+
+ROOT = Path(__file__).resolve().parents[1]
+ASSIGNMENTS = build.assignments(ROOT)
+LIMITS = sandbox.Limits(cell_timeout=10, notebook_timeout=40)
+OWN = ("bug", "adversarial")          # in the test class these submit only their assignment
+
+
+def _notebooks(name):
+    (src,) = build.notebooks(ROOT / "source_notebooks" / name)
+    (rel,) = build.notebooks(ROOT / "release" / name)
+    return nbformat.read(rel, as_version=4), nbformat.read(src, as_version=4)
+
+
+def _needs_isolation():
+    if sandbox.isolation_available():
+        return
+    message = ("bubblewrap is not installed (apt-get install bubblewrap; .ci/run does it): the "
+               "sandbox of the grading kernels cannot be tested")
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
+
+
+# ------------------------------------------------------------------------------ intake
+@pytest.fixture(scope="module")
+def dense():
+    return _notebooks("04_dense_backprop")
+
+
+def _write(folder, files):
+    classroom.write_submission(folder, files)
+    return folder
+
+
+def test_intake_keeps_a_clean_submission_as_it_is(tmp_path, dense):
+    release, source = dense
+    folder = _write(tmp_path / "in", {"04_dense_backprop.ipynb": classroom.with_answers(release, source)})
+    got = intake.normalize(folder, "04_dense_backprop.ipynb", release, tmp_path / "out")
+    assert [f.kind for f in got.findings] == []
+    nb = nbformat.read(got.notebook, as_version=4)
+    assert [c.source for c in nb.cells] == [c.source for c in classroom.with_answers(release, source).cells]
+
+
+@pytest.mark.parametrize("case, kinds", [
+    ("split-cell", {"split-cell"}),
+    ("duplicated-test", {"duplicated-test"}),
+    ("deleted-test", {"deleted-cell"}),
+    ("invalid-json", {"invalid-json", "deleted-cell"}),
+    ("wrong-file-name", {"wrong-file-name"}),
+    ("old-nbformat", {"old-nbformat"}),
+])
+def test_intake_repairs_what_nbgrader_cannot_grade(tmp_path, dense, case, kinds):
+    release, source = dense
+    (adversary,) = [c for c in classroom.ADVERSARIAL if c.name == case]
+    files = adversary.build(release, source)
+    folder = _write(tmp_path / "in", files)
+    before = {p.name: p.read_bytes() for p in folder.glob("*.ipynb")}
+    got = intake.normalize(folder, "04_dense_backprop.ipynb", release, tmp_path / "out")
+    assert {f.kind for f in got.findings} >= kinds, got.findings
+    assert {p.name: p.read_bytes() for p in folder.glob("*.ipynb")} == before, "the raw submission changed"
+    nb = nbformat.read(got.notebook, as_version=4)
+    ids = [c.metadata.get("nbgrader", {}).get("grade_id") for c in nb.cells]
+    ids = [i for i in ids if i]
+    assert ids == [i for i in intake.expected_cells(release)], "every graded cell once, in order"
+
+
+def test_intake_joins_the_parts_of_a_split_answer(tmp_path, dense):
+    release, source = dense
+    (split,) = [c for c in classroom.ADVERSARIAL if c.name == "split-cell"]
+    folder = _write(tmp_path / "in", split.build(release, source))
+    got = intake.normalize(folder, "04_dense_backprop.ipynb", release, tmp_path / "out")
+    nb = nbformat.read(got.notebook, as_version=4)
+    (cell,) = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "dense_backward"]
+    assert cell.source == classroom.reference_answers(source)["dense_backward"]
+
+
+def test_intake_reports_an_edited_test_with_its_first_changed_line(tmp_path, dense):
+    release, source = dense
+    (edited,) = [c for c in classroom.ADVERSARIAL if c.name == "edited-test"]
+    got = intake.normalize(_write(tmp_path / "in", edited.build(release, source)), "04_dense_backprop.ipynb",
+                           release, tmp_path / "out")
+    (finding,) = [f for f in got.findings if f.kind == "edited-test"]
+    assert finding.cell == "test_dense_backward" and "line 1" in finding.evidence
+
+
+def test_intake_without_anything_to_grade(tmp_path, dense):
+    release, _ = dense
+    got = intake.normalize(_write(tmp_path / "empty", {}), "04_dense_backprop.ipynb", release, tmp_path / "o1")
+    assert got.notebook is None and [f.kind for f in got.findings] == ["missing-notebook"]
+    junk = _write(tmp_path / "junk", {"04_dense_backprop.ipynb": b"\x00\x01 not json"})
+    got = intake.normalize(junk, "04_dense_backprop.ipynb", release, tmp_path / "o2")
+    assert got.notebook is None and got.findings[0].kind == "unreadable"
+
+
+# ------------------------------------------------------------------------------ integrity scan
+@pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_the_reference_answers_raise_no_suspicion(name):
+    release, source = _notebooks(name)
+    student = classroom.with_answers(release, source)
+    cells = [(label, src) for _, label, src in integrity.student_cells(student, source)]
+    found = [f for f in integrity.scan(cells, integrity.provided_names(source)) if f.severity != "info"]
+    assert found == [], f"{name}: the reference answers are flagged: {found}"
+    clean, left_out = integrity.clean_notebook(source, student, release)
+    assert [f for f in left_out if f.kind == "left-out" and f.severity == "tampering"] == []
+
+
+@pytest.mark.parametrize("code, kind", [
+    ("np.all = lambda *a, **k: True", "patch"),
+    ("checks.check_close = lambda *a, **k: None", "patch"),
+    ("setattr(np, 'allclose', lambda *a, **k: True)", "forbidden-name"),
+    ("import builtins\nbuiltins.len = lambda x: 0", "forbidden-import"),
+    ("import sys\nsys.modules['numpy'] = None", "forbidden-import"),
+    ("from solutions_lib import layers", "forbidden-import"),
+    ("class A:\n    def __eq__(self, other):\n        return True", "dunder"),
+    ("class F(float):\n    pass", "fake-value"),
+    ("def f(x):\n    return x.__class__", "dunder"),
+    ("def f():\n    global np\n    np = None", "rebinds"),
+    ("np = None", "rebinds"),
+    ("x = open('../../../gradebook.db').read()", "forbidden-name"),
+    ("p = 'course/gradebook.db'", "telltale-string"),
+    ("exec('print(1)')", "forbidden-name"),
+    ("!ls /", "magic"),
+    ("@some.decorator\ndef f():\n    pass", "decorator"),
+])
+def test_scan_flags_tampering(dense, code, kind):
+    _, source = dense
+    found = integrity.scan([("dense_forward", code)], integrity.provided_names(source))
+    assert kind in {f.kind for f in found if f.severity == "tampering"}, found
+
+
+def test_scan_leaves_ordinary_code_alone(dense):
+    _, source = dense
+    code = ("import math\nfrom functools import lru_cache\n\n\n@lru_cache\ndef f(x, rng=np.random.default_rng(0)):\n"
+            "    Y = np.zeros((3, 3))\n    Y[np.arange(3), [0, 1, 2]] = 1.0\n    d = {}\n    d['a'] = math.pi\n"
+            "    return Y.T @ Y\n")
+    assert [f for f in integrity.scan([("x", code)], integrity.provided_names(source))
+            if f.severity == "tampering"] == []
+
+
+def test_clean_notebook_keeps_definitions_and_stubs_tampering(dense):
+    release, source = dense
+    student = classroom.with_answers(release, source, {
+        "dense_forward": "print('hello')\nFACTOR = 2.0\n\n\ndef helper(x):\n    return FACTOR * x\n",
+        "dense_backward": "import os\n\n\ndef dense_backward(dH, cache):\n    os._exit(1)\n"})
+    clean, left_out = integrity.clean_notebook(source, student, release)
+    sources = {c.metadata.get("nbgrader", {}).get("grade_id"): c.source for c in clean.cells}
+    assert "FACTOR = 2.0" in sources["dense_forward"] and "def helper" in sources["dense_forward"]
+    assert "print('hello')" not in sources["dense_forward"]
+    assert "left out of the re-check" in sources["dense_backward"] and "os._exit" not in sources["dense_backward"]
+    assert any(f.kind == "left-out" and f.severity == "tampering" for f in left_out)
+    probes = [c for c in clean.cells if c.metadata.get(integrity.ROLE) == "probe"]
+    assert len(probes) == 1 + sum(c.cell_type == "code" for c in source.cells)
+    hidden = [c for c in clean.cells if "BEGIN HIDDEN TESTS" in c.source]
+    assert hidden, "the re-check runs the hidden tests"
+
+
+def test_recheck_results_fail_everything_after_a_broken_probe():
+    def cell(grade_id=None, error=None, role=None):
+        c = nbformat.v4.new_code_cell("pass")
+        c.execution_count = 1
+        if grade_id:
+            c.metadata["nbgrader"] = {"grade": True, "solution": False, "grade_id": grade_id, "points": 1}
+        if role:
+            c.metadata[integrity.ROLE] = role
+        if error:
+            c.outputs = [nbformat.v4.new_output("error", ename="AssertionError", evalue=error, traceback=[])]
+        return c
+    nb = nbformat.v4.new_notebook(cells=[
+        cell(role="probe"), cell("t1"), cell(role="probe"), cell("t2", error="wrong"), cell(role="probe"),
+        cell("t3"), cell(role="probe", error="integrity check: numpy.all was replaced"), cell("t4"),
+        cell(role="probe")])
+    results = integrity.recheck_results(nb)
+    assert results["t1"] == (True, "") and results["t2"][0] is False
+    assert results["t3"][0] is False and "numpy.all" in results["t3"][1]
+    assert results["t4"][0] is False
+
+
+# ------------------------------------------------------------------------------ the sandbox
+def test_sandbox_argv_hides_folders_and_refuses_a_scratch_inside_them(tmp_path):
+    hidden = tmp_path / "course"
+    hidden.mkdir()
+    argv = sandbox.wrap(["python", "-c", "1"], [hidden, tmp_path / "not-there"], tmp_path / "scratch")
+    pairs = list(zip(argv, argv[1:]))
+    assert ("--tmpfs", str(hidden)) in pairs and ("--remount-ro", str(hidden)) in pairs
+    assert ("--bind", str(tmp_path / "scratch")) in pairs and argv[-3:] == ["python", "-c", "1"]
+    assert "--unshare-pid" in argv and "--die-with-parent" in argv
+    with pytest.raises(ValueError, match="inside the hidden"):
+        sandbox.wrap(["python"], [tmp_path], tmp_path / "scratch")
+
+
+@pytest.fixture(scope="module")
+def scratch_course(tmp_path_factory):
+    """A copy of the course with its release and gradebook (nbgrader generate_assignment)."""
+    out = tmp_path_factory.mktemp("course")
+    for part in ("source_notebooks",):
+        shutil.copytree(ROOT / part, out / part, ignore=shutil.ignore_patterns(build.KIT, "__pycache__"))
+    (out / "course").mkdir()
+    shutil.copy(ROOT / "course" / "nbgrader_config.py", out / "course")
+    shutil.copy(ROOT / "pyproject.toml", out)
+    build.generate(out)
+    for name in ASSIGNMENTS:
+        build.add_kit(out / "source_notebooks" / name)
+    return out
+
+
+@pytest.fixture(scope="module")
+def worker(scratch_course):
+    _needs_isolation()
+    w = grading.Worker(scratch_course / "course", LIMITS, index=9)
+    yield w
+    w.close()
+
+
+def _run(worker, code, timeout=20):
+    """Execute cells in a kernel of the worker's sandbox; returns the executed notebook."""
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in code])
+    work = worker._fresh_workdir("t", worker.course.source / "02_xor")
+    worker._kernel_env(work)
+    runner = worker.execute(timeout=timeout, notebook_timeout=60, kernel_name="python3",
+                            shutdown_kernel="immediate", startup_timeout=30)
+    runner.preprocess(nb, {"metadata": {"path": str(work)}})
+    return nb
+
+
+def _out(cell):
+    return "".join(o.get("text", "") + str(o.get("evalue", "")) + o.get("ename", "") for o in cell.outputs)
+
+
+@pytest.mark.slow
+def test_kernels_cannot_see_the_gradebook_submissions_or_solutions(worker, scratch_course):
+    course = scratch_course / "course"
+    nb = _run(worker, [
+        f"import os\nprint(sorted(os.listdir({str(course)!r})))",
+        f"print(os.path.exists({str(scratch_course / 'source_notebooks' / '02_xor' / '02_xor.ipynb')!r}))",
+        f"print(os.path.exists({str(ROOT / 'source_notebooks')!r}) and os.listdir({str(ROOT / 'source_notebooks')!r}))",
+        f"open({str(course / 'intruder.txt')!r}, 'w')",
+        "print(open('/proc/1/cmdline').read().split(chr(0))[0])",
+        "import autograder, os\nprint(os.path.dirname(autograder.__file__))"])
+    assert _out(nb.cells[0]).strip() == "[]", "the course folder must look empty"
+    assert _out(nb.cells[1]).strip() == "False"
+    assert _out(nb.cells[2]).strip() in ("False", "[]")
+    assert "Error" in _out(nb.cells[3]) and not (course / "intruder.txt").exists()
+    assert "bwrap" in _out(nb.cells[4]), "the kernel runs in a PID namespace of its own"
+    assert _out(nb.cells[5]).strip().startswith(str(worker.scratch)), "the kernel imports the assignment's kit"
+
+
+@pytest.mark.slow
+def test_kernel_limits_interrupt_memory_and_death(worker):
+    nb = _run(worker, [
+        "import time\nwhile True:\n    time.sleep(0.01)",
+        "x = bytearray(8 * 1024 ** 3)",
+        "print('still alive')",
+        "import os\nos._exit(3)",
+        "print('never')"], timeout=3)
+    assert "CellTimeoutError" in _out(nb.cells[0]) or "KeyboardInterrupt" in _out(nb.cells[0])
+    assert "MemoryError" in _out(nb.cells[1])
+    assert "still alive" in _out(nb.cells[2])
+    assert "DeadKernelError" in _out(nb.cells[3]) + _out(nb.cells[4])
+
+
+# ------------------------------------------------------------------------------ a whole class
+def _digest(folder):
+    h = hashlib.sha256()
+    for p in sorted(Path(folder).rglob("*")):
+        if p.is_file() and build.KIT not in p.parts:
+            h.update(str(p.relative_to(folder)).encode() + p.read_bytes())
+    return h.hexdigest()
+
+
+@pytest.fixture(scope="module")
+def graded_class(scratch_course):
+    """The test class, graded once: (course, roster, {(student, assignment): record}, summary, digests)."""
+    _needs_isolation()
+    out = scratch_course
+    subs = out / "submissions"
+    roster = classroom.make_class(out / "source_notebooks", out / "release", subs, correct=1, blank=1,
+                                  only_their_own=OWN)
+    before = {"source": _digest(out / "source_notebooks"), "release": _digest(out / "release"),
+              "submissions": _digest(subs)}
+    summary = grading.grade(subs, out / "course", jobs=2, limits=LIMITS, progress=False, log=lambda *a: None)
+    after = {"source": _digest(out / "source_notebooks"), "release": _digest(out / "release"),
+             "submissions": _digest(subs)}
+    course = grading.Course(out / "course")
+    records = {(r["student"], r["assignment"]): r for r in grading.ledger_records(course)}
+    return course, roster, records, summary, (before, after)
+
+
+ROSTER_NAMES = (["correct01", "blank01"] + [f"bug-{a[:2]}-{k + 1}" for a, bugs in sorted(classroom.load_bugs().items())
+                                            for k in range(len(bugs))]
+                + [f"adv-{c.name}" for c in classroom.ADVERSARIAL])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("student", ROSTER_NAMES)
+def test_every_student_gets_what_they_deserve(graded_class, student):
+    course, roster, records, _, _ = graded_class
+    entry = [e for e in roster if e["student"] == student]
+    assert entry, f"{student} is not in the class"
+    problems = classroom.check(entry, records, course.assignments, course, only_their_own=OWN)
+    assert problems == []
+
+
+@pytest.mark.slow
+def test_the_batch_completes_sandboxed_and_nothing_outside_changes(graded_class):
+    course, roster, records, summary, (before, after) = graded_class
+    assert summary.failed == [] and summary.isolated
+    assert before == after, "grading changed the source notebooks, the release or the submissions"
+    expected = {(e["student"], a) for e in roster for a in course.assignments}
+    assert set(records) == expected, "every student has a record for every assignment"
+
+
+@pytest.mark.slow
+def test_the_gradebook_holds_the_final_scores(graded_class):
+    from nbgrader.api import Gradebook
+
+    course, _, records, _, _ = graded_class
+    with Gradebook(course.db_url, course.course_id) as gb:
+        for (student, assignment), r in records.items():
+            sub = gb.find_submission_notebook(Path(r["notebook"]).stem, assignment, student) \
+                if r.get("notebook") else None
+            if sub is None:
+                continue
+            for g in sub.grades:
+                entry = r["scores"].get(g.name)
+                if entry and entry["kind"] == "test":
+                    assert g.auto_score == entry["final"], (student, assignment, g.name)
+        tampered = gb.find_submission_notebook("04_dense_backprop", "04_dense_backprop", "adv-patch-checks")
+        assert any(g.needs_manual_grade for g in tampered.grades), "a tampered submission is marked for review"
+
+
+@pytest.mark.slow
+def test_rerun_grades_nothing_and_repairs_a_changed_gradebook(graded_class):
+    from nbgrader.api import Gradebook
+
+    course, _, _, _, _ = graded_class
+    with Gradebook(course.db_url, course.course_id) as gb:
+        sub = gb.find_submission_notebook("04_dense_backprop", "04_dense_backprop", "correct01")
+        grade = [g for g in sub.grades if g.name == "test_dense_backward"][0]
+        grade.auto_score = 0.0
+        gb.db.commit()
+    summary = grading.grade(course.root.parent / "submissions", course.dir, jobs=1, limits=LIMITS,
+                            progress=False, log=lambda *a: None)
+    assert summary.graded == 0 and summary.failed == []
+    assert any("correct01/test_dense_backward" in line for line in summary.reconciled)
+    with Gradebook(course.db_url, course.course_id) as gb:
+        sub = gb.find_submission_notebook("04_dense_backprop", "04_dense_backprop", "correct01")
+        assert [g.auto_score for g in sub.grades if g.name == "test_dense_backward"] == [4.0]
+
+
+def _hidden_lines(source_nb):
+    lines = []
+    for cell in source_nb.cells:
+        inside = False
+        for line in cell.source.splitlines():
+            if "BEGIN HIDDEN TESTS" in line:
+                inside = True
+            elif "END HIDDEN TESTS" in line:
+                inside = False
+            elif inside and len(line.strip()) > 30:
+                lines.append(line.strip())
+    return lines
+
+
+@pytest.mark.slow
+def test_feedback_shows_no_hidden_test(graded_class):
+    course, _, records, _, _ = graded_class
+    checked = 0
+    for (student, assignment), r in records.items():
+        if r.get("status") != "graded":
+            continue
+        path = report.feedback_path(course, r)
+        assert path.exists(), f"no feedback for {student}/{assignment}"
+        text = html.unescape(re.sub(r"<[^>]+>", "", path.read_text(encoding="utf-8")))
+        assert "BEGIN HIDDEN TESTS" not in text
+        visible = nbformat.writes(nbformat.read(course.release_notebook(assignment), as_version=4))
+        for line in _hidden_lines(nbformat.read(course.source_notebook(assignment), as_version=4)):
+            if json.dumps(line)[1:-1] not in visible:    # a line students also see elsewhere is no secret
+                assert line not in text, f"{student}/{assignment}: feedback shows hidden test line {line!r}"
+        checked += 1
+    assert checked >= 20
+    bug = records[("bug-04-1", "04_dense_backprop")]
+    assert "transposed" in report.feedback_path(course, bug).read_text(encoding="utf-8")
+
+
+@pytest.mark.slow
+def test_report_has_grades_diagnoses_flags_and_plots(graded_class, tmp_path):
+    course, roster, records, _, _ = graded_class
+    index = report.report(course.dir, tmp_path / "report", log=lambda *a: None)
+    text = index.read_text(encoding="utf-8")
+    for student in ("adv-patch-checks", "adv-import-solutions", "adv-os-exit"):
+        assert student in text
+    assert "transposed" in text, "the most frequent diagnoses name the catalogued bug"
+    assert (tmp_path / "report" / "totals.png").stat().st_size > 1000
+    assert all((tmp_path / "report" / f"scores_{a}.png").exists() for a in course.assignments)
+    import csv
+
+    with open(tmp_path / "report" / "grades.csv", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == len(roster) * len(course.assignments)
+    with open(tmp_path / "report" / "exercises.csv", encoding="utf-8") as f:
+        ex = [r for r in csv.DictReader(f) if r["student"] == "adv-patch-checks" and r["exercise"] == "test_dense_backward"]
+    assert ex and float(ex[0]["nbgrader"]) == 4.0 and float(ex[0]["final"]) == 0.0
+
+
+# ------------------------------------------------------------------------------ zip and kill -9
+@pytest.mark.slow
+def test_an_lms_zip_is_collected_and_graded(scratch_course, tmp_path):
+    _needs_isolation()
+    out = tmp_path / "c"
+    shutil.copytree(scratch_course / "source_notebooks", out / "source_notebooks")
+    shutil.copytree(scratch_course / "release", out / "release")
+    (out / "course").mkdir()
+    shutil.copy(scratch_course / "course" / "nbgrader_config.py", out / "course")
+    shutil.copy(scratch_course / "course" / "gradebook.db", out / "course")
+    release, source = _notebooks("02_xor")
+    archive = tmp_path / "lms-download.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("submissions/ada_02_xor.ipynb", nbformat.writes(classroom.with_answers(release, source)))
+        z.writestr("submissions/bea_02_xor (1).ipynb", nbformat.writes(release))
+    summary = grading.grade(archive, out / "course", jobs=1, limits=LIMITS, progress=False, log=lambda *a: None)
+    course = grading.Course(out / "course")
+    ada = grading.read_ledger(course, "02_xor", "ada")
+    bea = grading.read_ledger(course, "02_xor", "bea")
+    assert summary.failed == []
+    assert all(s["final"] == s["max"] for s in ada["scores"].values() if s["kind"] == "test")
+    assert all(s["final"] == 0 for s in bea["scores"].values() if s["kind"] == "test")
+    assert "wrong-file-name" in {f["kind"] for f in bea["flags"]}
+
+
+@pytest.mark.slow
+def test_kill_9_in_the_middle_loses_and_duplicates_nothing(scratch_course, tmp_path):
+    _needs_isolation()
+    from nbgrader.api import Gradebook
+
+    out = tmp_path / "c"
+    shutil.copytree(scratch_course / "source_notebooks", out / "source_notebooks")
+    shutil.copytree(scratch_course / "release", out / "release")
+    (out / "course").mkdir()
+    shutil.copy(scratch_course / "course" / "nbgrader_config.py", out / "course")
+    shutil.copy(scratch_course / "course" / "gradebook.db", out / "course")
+    subs = tmp_path / "subs"
+    names = ["02_xor", "03_chain_rule_jacobians"]
+    for student in ("s1", "s2", "s3"):
+        for name in names:
+            release, source = _notebooks(name)
+            classroom.write_submission(subs / student / name, {f"{name}.ipynb": classroom.with_answers(release, source)})
+    ledger = out / "course" / "grading" / "ledger"
+    proc = subprocess.Popen([sys.executable, "-m", "autograder.cli", "grade", str(subs), "--course", str(out / "course"),
+                             "--jobs", "2", "--no-progress"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.monotonic() + 180
+    while not list(ledger.glob("*/*.json")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)                 # the command, its workers and kernels
+    proc.wait()
+    first = len(list(ledger.glob("*/*.json")))
+    assert 1 <= first < 3 * len(ASSIGNMENTS), "killed in the middle"
+    course = grading.Course(out / "course")
+    summary = grading.grade(subs, out / "course", jobs=2, limits=LIMITS, progress=False, log=lambda *a: None)
+    assert summary.failed == [] and summary.skipped >= 1
+    records = grading.ledger_records(course)
+    assert len(records) == 3 * len(course.assignments)
+    with Gradebook(course.db_url, course.course_id) as gb:
+        for student in ("s1", "s2", "s3"):
+            for name in names:
+                sub = gb.find_submission_notebook(name, name, student)
+                tests = [g for g in sub.grades if g.cell.cell_type == "code"]
+                assert tests and all(g.auto_score == g.max_score for g in tests), (student, name)
+        assert len(gb.find_student("s1").submissions) == len(course.assignments)
