@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: install test test-fast release check-release bench clean
+.PHONY: install test test-fast release check-release demo grade report bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,21 @@ release: install
 check-release: install
 	$(VENV)/bin/nn-course build --check
 
+# The instructor's pipeline on a synthetic class of 40 students, offline, in demo-class/:
+# build, grade (parallel, sandboxed, re-checked), feedback, class report, expectations checked.
+demo: install
+	$(VENV)/bin/nn-course demo --out demo-class
+
+# Grade a folder laid out like nbgrader's submitted/ (or an LMS zip) into course/gradebook.db:
+#   make grade SUBMISSIONS=path/to/submitted
+SUBMISSIONS ?= course/submitted
+grade: install
+	$(VENV)/bin/nn-course grade $(SUBMISSIONS)
+
+# Grades CSV, feedback HTML and the class report of what course/ has graded (course/report/).
+report: install
+	$(VENV)/bin/nn-course report
+
 $(VENV)/.bench-installed: $(VENV)/.installed
 	$(PY) -m pip install --quiet -e ".[test,bench]"
 	touch $@
@@ -35,6 +50,7 @@ $(VENV)/.bench-installed: $(VENV)/.installed
 bench: $(VENV)/.bench-installed
 	$(PY) bench/bench_training.py
 	$(PY) bench/bench_gradcheck.py
+	$(PY) bench/bench_grading.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build *.egg-info demo-class
