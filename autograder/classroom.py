@@ -9,7 +9,7 @@
   kernel, a memory bomb, 10 MB of output, ``sys.exit``, deleted, edited, duplicated and split
   cells, broken JSON, a wrong file name, an old nbformat, a missing notebook, patched numpy,
   builtins, ``__eq__`` and checks, ``solutions_lib``, reading the gradebook and the source
-  notebooks, writing outside the folder, warnings from correct code. Each ``Case`` says what
+  notebooks, writing outside the folder, warnings and stderr output from correct code. Each ``Case`` says what
   the grader must do with it (``expect``).
 - ``make_class(course, out, ...)``: a whole class of such students, written as a folder laid
   out like nbgrader's ``submitted/``; returns who is who.
@@ -302,6 +302,12 @@ ADVERSARIAL = [
              '    f, _ = ACTIVATIONS[activation]')}),
          {"full": ["test_dense_forward", "test_dense_backward", "test_two_layer_loss_and_grads"],
           "no_severity": "tampering"}),
+    Case("stderr-progress", "07_mnist_classification",
+         "correct training code whose console progress bar writes to stderr in the test cell",
+         _replace("07_mnist_classification", lambda s: {"train": "from tqdm import tqdm as console_tqdm\n\n" + _answer(s, "train").replace(
+             'bar = tqdm(range(1, epochs + 1), desc=f"seed {seed}", unit="epoch", disable=not progress, leave=False)',
+             'bar = console_tqdm(range(1, epochs + 1), desc=f"seed {seed}", unit="epoch")      # always on, to stderr')}),
+         {"full": ["test_train"], "events": ["stderr"], "no_severity": "tampering"}),
 ]
 
 
@@ -433,6 +439,9 @@ def check(roster, records, assignments, course=None, only_their_own=("adversaria
             for g in expect.get("full", []):
                 if g not in tests or tests[g].get("final") != tests[g].get("max"):
                     problems.append(f"{where}: {g} should keep its points, got {tests.get(g)}")
+            for kind in expect.get("events", []):
+                if kind not in {e.get("kind") for e in r.get("events", [])}:
+                    problems.append(f"{where}: no {kind} event (the case did not test what it should)")
             for g in expect.get("fools_nbgrader", []):
                 if not tests.get(g, {}).get("nbgrader"):
                     problems.append(f"{where}: plain nbgrader was expected to give {g} points here")

@@ -97,7 +97,7 @@ def main(argv=None):
                                     progress=not args.no_progress)
             return 1 if problems else 0
     except build_module.BuildError as err:
-        print(f"nn-course build: {err}", file=sys.stderr)
+        print(f"nn-course {args.command}: {err}", file=sys.stderr)
         return 1
     except (FileNotFoundError, ValueError) as err:
         print(f"nn-course {args.command}: {err}", file=sys.stderr)

@@ -89,6 +89,9 @@ class Course:
         self.release = self.root / coursedir.release_directory
         self.db_url = coursedir.db_url
         self.course_id = coursedir.course_id
+        if not self.source.is_dir():
+            raise FileNotFoundError(f"the course's source notebooks are not at {self.source} "
+                                    "(CourseDirectory.source_directory in nbgrader_config.py)")
         self.state = self.root / "grading"
         self.intake = self.state / "intake"
         self.ledger = self.state / "ledger"
@@ -239,6 +242,11 @@ def _preprocessors():
             shutil.copy(args[1], visible)    # the sandbox has a /tmp of its own
             return [sys.executable, str(ZYGOTE), "launch", self.socket_path, "-f", visible] + args[2:]
 
+        async def _async_wait(self, pollinterval=0.1):
+            # jupyter_client polls every 0.1 s whether a killed kernel is gone; the launcher
+            # dies at once, so poll faster (0.1 s of each notebook's shutdown otherwise)
+            await super()._async_wait(pollinterval=0.005)
+
     class GradingExecute(Execute):
         """nbgrader's Execute with a notebook time limit, sandboxed kernels, and dead kernels graded.
 
@@ -308,11 +316,12 @@ def _preprocessors():
         """
         def preprocess_cell(self, cell, resources, index):
             if cell.cell_type == "code" and utils.is_grade(cell):
-                for out in cell.get("outputs", []):
-                    if out.get("output_type") == "stream" and out.get("name") == "stderr":
-                        out["name"] = "stdout"
-                        GradingExecute.events.append({"kind": "stderr", "cell": index,
-                                                      "grade_id": _grade_id(cell)})
+                streams = [out for out in cell.get("outputs", [])
+                           if out.get("output_type") == "stream" and out.get("name") == "stderr"]
+                for out in streams:
+                    out["name"] = "stdout"
+                if streams:
+                    GradingExecute.events.append({"kind": "stderr", "cell": index, "grade_id": _grade_id(cell)})
             return cell, resources
 
     return ZygoteKernelManager, GradingExecute, StderrIsNotFailure
@@ -757,11 +766,13 @@ def _run_pool(todo, course, limits, jobs, hide, summary, progress, log, retries,
                 if kind == "ready":
                     w.ready, summary.isolated = True, message[1]
                     continue
-                if kind == "done":
+                if kind == "done" and message[2] != "error":
                     summary.graded += 1
                     w.unit = None
                     bar.update(1)
                     continue
+                if kind == "done":                 # nbgrader could not grade it: try once more
+                    message = ["failed", message[1], "nbgrader failed on this submission (see its ledger record)"]
                 if kind == "broken":
                     raise RuntimeError(f"a grading worker could not start:\n{message[-1]}")
                 unit, why = w.unit, message[-1]
@@ -776,7 +787,9 @@ def _run_pool(todo, course, limits, jobs, hide, summary, progress, log, retries,
                         queue.insert(0, unit)
                     else:
                         summary.failed.append((unit.key, why))
-                        _record_failure(course, unit, why)
+                        old = read_ledger(course, unit.assignment, unit.student)
+                        if not (old and old.get("status") == "error" and old.get("fingerprint") == fingerprint(unit, course)):
+                            _record_failure(course, unit, why)   # keep nbgrader's own error if it wrote one
                         bar.update(1)
     finally:
         bar.close()

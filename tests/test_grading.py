@@ -491,3 +491,23 @@ def test_kill_9_in_the_middle_loses_and_duplicates_nothing(scratch_course, tmp_p
                 tests = [g for g in sub.grades if g.cell.cell_type == "code"]
                 assert tests and all(g.auto_score == g.max_score for g in tests), (student, name)
         assert len(gb.find_student("s1").submissions) == len(course.assignments)
+
+
+# ------------------------------------------------------------------------------ the command line
+def test_commands_say_what_to_do_with_bad_input(tmp_path, capsys):
+    from autograder import cli
+
+    (tmp_path / "course").mkdir()
+    assert cli.main(["grade", str(tmp_path / "nowhere"), "--course", str(tmp_path / "course")]) == 1
+    assert "nbgrader_config.py" in capsys.readouterr().err
+    shutil.copy(ROOT / "course" / "nbgrader_config.py", tmp_path / "course")
+    assert cli.main(["grade", str(tmp_path / "nowhere"), "--course", str(ROOT / "course")]) == 1
+    assert "is not a folder of submissions" in capsys.readouterr().err
+    assert cli.main(["report", "--course", str(tmp_path / "course")]) == 1
+    assert "source notebooks are not at" in capsys.readouterr().err
+    (tmp_path / "source_notebooks").mkdir()
+    assert cli.main(["report", "--course", str(tmp_path / "course")]) == 1
+    assert "nn-course report: no assignments in" in capsys.readouterr().err
+    shutil.copytree(ROOT / "source_notebooks" / "02_xor", tmp_path / "source_notebooks" / "02_xor")
+    assert cli.main(["report", "--course", str(tmp_path / "course")]) == 1
+    assert "run `nn-course grade` first" in capsys.readouterr().err
