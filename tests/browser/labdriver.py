@@ -210,19 +210,30 @@ class Notebook:
         return self.page.evaluate("() => window.__nn.controls()")
 
     def move(self, k, timeout_s=30):
-        """Press the arrow key (space, for a checkbox) on control ``k``; wait for its figure.
+        """Move control ``k`` one step as a student would; wait for the figure it drives.
 
-        Returns (key, value before, value after, milliseconds from the key press to the last
-        change of the output it drives). Raises AssertionError if the output does not change.
+        A slider gets an arrow key, a checkbox the space bar (both after focusing it, as a
+        click does). A dropdown gets its next option chosen from the list: on a focused
+        ``<select>`` JupyterLab's notebook shortcuts take ArrowUp/ArrowDown for moving between
+        cells, so a student picks from the list with the mouse.
+        Returns (what was done, value before, value after, milliseconds from the key press or
+        choice to the last change of the output it drives). Raises AssertionError if the
+        output does not change.
         """
         page = self.page
         ctl = self.control(k)
         ctl.scroll_into_view_if_needed()
         before = page.evaluate("k => window.__nn.value(k)", k)
-        key = page.evaluate("k => window.__nn.keyFor(k)", k)
+        kind = self.controls()[k]["kind"]
         page.evaluate("k => window.__nn.arm(k)", k)
-        ctl.locator(".noUi-handle, select, input").first.focus()
-        page.keyboard.press(key)
+        if kind == "dropdown":
+            index = page.evaluate("k => window.__nn.nextOption(k)", k)
+            key = f"choose option {index}"
+            ctl.locator("select").select_option(index=index)
+        else:
+            key = page.evaluate("k => window.__nn.keyFor(k)", k)
+            ctl.locator(".noUi-handle, input").first.focus()
+            page.keyboard.press(key)
         try:
             page.wait_for_function("() => window.__nn.settled()", timeout=timeout_s * 1000,
                                    polling=10)

@@ -79,21 +79,32 @@ window.__nn = {
     });
   },
 
-  // The keyboard key that moves control k one step (away from the end it sits at).
+  // The keyboard key that moves slider or checkbox k one step (away from the end it sits at).
   keyFor(k) {
     const c = this.all()[k][3];
     const h = c.querySelector('.noUi-handle');
-    if (h) return Number(h.getAttribute('aria-valuenow')) >= Number(h.getAttribute('aria-valuemax'))
-      ? 'ArrowLeft' : 'ArrowRight';
-    const sel = c.querySelector('select');
-    if (sel) return sel.selectedIndex >= sel.options.length - 1 ? 'ArrowUp' : 'ArrowDown';
+    if (h) return Number(h.getAttribute('aria-valuetext')) >= this.sliderMax(c) ? 'ArrowLeft' : 'ArrowRight';
     return 'Space';
+  },
+
+  // The option of dropdown k to choose next: the one after the current, or the first.
+  nextOption(k) {
+    const sel = this.all()[k][3].querySelector('select');
+    return sel.selectedIndex >= sel.options.length - 1 ? 0 : sel.selectedIndex + 1;
+  },
+
+  // The end of a slider's range. noUiSlider's aria-valuenow and aria-valuemax are rounded to
+  // one decimal (0.03 reads "0.0"); aria-valuetext and the slider's own options are exact.
+  sliderMax(c) {
+    const target = c.querySelector('.noUi-target');
+    if (target && target.noUiSlider) return Number(target.noUiSlider.options.range.max);
+    return Number(c.querySelector('.noUi-handle').getAttribute('aria-valuemax'));
   },
 
   value(k) {
     const c = this.all()[k][3];
     const h = c.querySelector('.noUi-handle');
-    if (h) return h.getAttribute('aria-valuenow');
+    if (h) return h.getAttribute('aria-valuetext');
     const sel = c.querySelector('select');
     if (sel) return sel.value;
     const box = c.querySelector('input[type=checkbox]');
@@ -115,8 +126,10 @@ window.__nn = {
     this.state = st;
     this.observer = new MutationObserver(() => st.changes.push(performance.now()));
     this.observer.observe(out, {subtree: true, childList: true, attributes: true, characterData: true});
-    document.addEventListener('keydown', e => { if (st.keyAt === null) st.keyAt = e.timeStamp; },
-                              {capture: true, once: true});
+    // the move starts with a key press, or (a dropdown) with the choice of an option
+    const start = e => { if (st.keyAt === null) st.keyAt = e.timeStamp; };
+    for (const type of ['keydown', 'input'])
+      document.addEventListener(type, start, {capture: true, once: true});
     return !!out;
   },
 
