@@ -35,6 +35,44 @@ def test_interactive_builds_sliders_when_the_figure_can_be_drawn(interact_calls,
     plt.close("all")
 
 
+def test_a_slider_move_renders_its_figure_once_and_shows_it_as_png(interact_calls, monkeypatch, request):
+    """The inline backend's bbox_inches="tight" renders every figure twice; slider redraws do not."""
+    import inspect
+
+    from IPython import display
+
+    request.addfinalizer(lambda: plt.close("all"))       # nothing left for the next test if this fails
+
+    shown, renders = [], []
+    monkeypatch.setattr(display, "display", lambda obj: shown.append(obj))
+
+    @widgets.interactive(a=(0.0, 1.0, 0.1))
+    def show(a=0.5):
+        fig, ax = plt.subplots()
+        ax.plot([0, a])
+        fig.canvas.mpl_connect("draw_event", lambda event: renders.append(a))
+
+    (redraw, sliders), = interact_calls
+    assert inspect.signature(redraw) == inspect.signature(show), "ipywidgets reads the defaults from it"
+    redraw(a=0.3)
+    assert renders == [0.3], f"the figure was rendered {len(renders)} times for one move"
+    assert len(shown) == 1 and isinstance(shown[0], display.Image)
+    assert shown[0].data.startswith(b"\x89PNG"), "shown as a PNG image"
+    assert plt.get_fignums() == [], "the figure is closed after it is shown"
+
+
+def test_on_release_sliders_redraw_when_let_go(interact_calls):
+    @widgets.interactive(m=widgets.on_release(1, 64, 1), signal=(0, 9, 1))
+    def show(m=16, signal=0):
+        pass
+
+    (_, controls), = interact_calls
+    m = controls["m"]
+    assert (type(m).__name__, m.value, m.min, m.max, m.step) == ("IntSlider", 16, 1, 64, 1)
+    assert m.continuous_update is False
+    assert controls["signal"] == (0, 9, 1), "the other sliders stay as they are"
+
+
 def test_interactive_names_the_missing_function_in_one_line(interact_calls, capsys):
     def perceptron_predict(X, w, b):
         # YOUR CODE HERE
