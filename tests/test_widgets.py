@@ -119,6 +119,17 @@ def test_headless_runs_draw_once_without_sliders(interact_calls, monkeypatch, ca
     assert "headless" in capsys.readouterr().out
 
 
+def test_headless_means_nbgrader_or_the_test_variable(monkeypatch):
+    monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
+    monkeypatch.delenv("NN_COURSE_HEADLESS", raising=False)
+    assert not widgets.headless(), "a student's notebook: progress bars and sliders are wanted"
+    monkeypatch.setenv("NN_COURSE_HEADLESS", "1")
+    assert widgets.headless()
+    monkeypatch.delenv("NN_COURSE_HEADLESS")
+    monkeypatch.setenv("NBGRADER_EXECUTION", "validate")
+    assert widgets.headless()
+
+
 def test_sliders_need_defaults(interact_calls):
     with pytest.raises(TypeError, match="default value for a"):
         @widgets.interactive(a=(0.0, 1.0))

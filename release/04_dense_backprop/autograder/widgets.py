@@ -27,6 +27,8 @@ What is here:
   dragged (for figures that retrain a network on every move).
 - ``show(draw)``: a figure without sliders, with the same one-line note instead of a traceback.
 - ``grading()``: True while nbgrader executes the notebook.
+- ``headless()``: True when nobody watches (nbgrader, or ``NN_COURSE_HEADLESS``): then build no
+  widget at all, not even a tqdm progress bar (``tqdm.auto`` makes one in a notebook).
 - ``note(text)``: print a one-line note (used by ``interactive``; handy in plain cells too).
 - ``plot_decision_regions(ax, predict, X, y)``: colour the plane by a classifier's output.
 """
@@ -39,12 +41,18 @@ import numpy as np
 
 from .checks import raised_by
 
-__all__ = ["interactive", "on_release", "show", "grading", "note", "plot_decision_regions"]
+__all__ = ["interactive", "on_release", "show", "grading", "headless", "note", "plot_decision_regions"]
 
 
 def grading():
     """True while nbgrader executes the notebook (``nbgrader validate`` or ``autograde``)."""
     return bool(os.environ.get("NBGRADER_EXECUTION"))
+
+
+def headless():
+    """True when the notebook runs without anybody watching: under nbgrader, or in a test run
+    with ``NN_COURSE_HEADLESS`` set. No widget should be built then (they can hang the run)."""
+    return grading() or bool(os.environ.get("NN_COURSE_HEADLESS"))
 
 
 def note(text):
@@ -156,7 +164,7 @@ def interactive(**sliders):
         if problem:
             note(problem)
             return draw
-        if os.environ.get("NN_COURSE_HEADLESS"):
+        if headless():
             note("drawing works; sliders not built in a headless run (NN_COURSE_HEADLESS is set).")
             return draw
         import ipywidgets
