@@ -75,10 +75,12 @@ def main():
     print(f"load average after:  {load()}")
     if proc.returncode != 0 or not LATENCY_FILE.exists():
         sys.exit(f"the browser tests failed (exit {proc.returncode}):\n{proc.stdout[-6000:]}\n{proc.stderr[-2000:]}")
-    moves = json.loads(LATENCY_FILE.read_text(encoding="utf-8"))
+    measured = json.loads(LATENCY_FILE.read_text(encoding="utf-8"))
+    moves = measured["moves"]
     print(f"\nSlider response, key press -> new figure, {args.presses} moves per control "
-          f"(targets: median <= {MEDIAN_TARGET_MS} ms, worst <= {WORST_TARGET_MS} ms):\n")
-    print(labdriver.latency_table(moves))
+          f"(targets: median <= {MEDIAN_TARGET_MS} ms, worst <= {WORST_TARGET_MS} ms; "
+          "load: 1-minute load average after the notebook's moves):\n")
+    print(labdriver.latency_table(moves, measured["load"]))
     print()
     print(control_table(moves))
     over = verdicts(moves)

@@ -24,6 +24,8 @@ ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = Path(__file__).resolve().parent / "screenshots"
 #: {assignment: [(control, kind, milliseconds), ...]}, filled by the answered-notebook tests.
 LATENCIES = {}
+#: {assignment: 1-minute load average right after its sliders were moved} (timings depend on it).
+LOADS = {}
 LATENCY_FILE = ROOT / "bench" / "out" / "slider_latency.json"
 
 
@@ -131,6 +133,11 @@ def latencies():
     return LATENCIES
 
 
+@pytest.fixture(scope="session")
+def loads():
+    return LOADS
+
+
 def pytest_terminal_summary(terminalreporter):
     shots = sorted(SCREENSHOTS.glob("*.png")) if SCREENSHOTS.is_dir() else []
     if not shots and not LATENCIES:
@@ -140,7 +147,7 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.write_line(f"{len(shots)} screenshots in {SCREENSHOTS}")
     if LATENCIES:
         terminalreporter.write_line("Slider response (key press -> new figure on screen):")
-        terminalreporter.write_line(labdriver.latency_table(LATENCIES))
+        terminalreporter.write_line(labdriver.latency_table(LATENCIES, LOADS))
         LATENCY_FILE.parent.mkdir(parents=True, exist_ok=True)
-        LATENCY_FILE.write_text(json.dumps(LATENCIES, indent=1), encoding="utf-8")
+        LATENCY_FILE.write_text(json.dumps({"moves": LATENCIES, "load": LOADS}, indent=1), encoding="utf-8")
         terminalreporter.write_line(f"(every move: {LATENCY_FILE})")

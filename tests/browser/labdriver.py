@@ -5,7 +5,10 @@
 - ``JupyterLab(root, work)``: starts ``jupyter lab`` on 127.0.0.1, on a free port, with a
   random token, serving ``root``; ``stop()`` ends it by its process id. Its kernels see a
   student's world: ``solutions_lib`` cannot be imported, and neither ``NN_COURSE_HEADLESS``
-  nor ``NBGRADER_EXECUTION`` is set, so every slider is real.
+  nor ``NBGRADER_EXECUTION`` is set, so every slider is real. With ``student_view`` (the
+  default) nbgrader's instructor tools are switched off in its own config folder, as the
+  students' setup commands switch them off in theirs, so that the screenshots show what a
+  student sees; ``python=`` runs it from another environment (the student install's).
 - ``student_answers(release_nb, source_nb)``: the release notebook with the reference answers
   pasted in, code and written answers both (so that Validate can say "Success").
 - ``Notebook(page, lab)``: what a student does in JupyterLab: open a notebook, Run All, move
@@ -28,6 +31,7 @@ ROOT = HERE.parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 import nbtools  # noqa: E402
+from autograder import build  # noqa: E402
 
 CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -38,6 +42,14 @@ INSTALL_HINT = ("Debian's chromium is not installed. Install it with `apt-get up
 PROBE = (HERE / "notebook_probe.js").read_text(encoding="utf-8")
 #: Environment variables a student's JupyterLab does not have.
 NOT_FOR_STUDENTS = ("NN_COURSE_HEADLESS", "NBGRADER_EXECUTION", "NBGRADER_VALIDATING", "MPLBACKEND")
+
+
+def instructor_extensions():
+    """(server extensions, lab plugins) that the students' setup commands switch off."""
+    commands = build.STUDENT_SETUP_COMMANDS
+    server = [c.split()[-1] for c in commands if c.startswith("jupyter server extension disable ")]
+    lab = [c.split()[-1] for c in commands if c.startswith("jupyter labextension disable ")]
+    return server, lab
 
 
 def chromium():
@@ -58,7 +70,7 @@ def _free_port():
 class JupyterLab:
     """A JupyterLab server of our own in ``root``; its settings, runtime and logs in ``work``."""
 
-    def __init__(self, root, work, python=sys.executable, startup_timeout=90):
+    def __init__(self, root, work, python=sys.executable, student_view=True, startup_timeout=90):
         self.root, self.work = Path(root), Path(work)
         self.port = _free_port()
         self.token = os.urandom(16).hex()
@@ -70,6 +82,15 @@ class JupyterLab:
         # no "get news?" toast and no update check: they would cover the page and reach out
         (notification / "notification.jupyterlab-settings").write_text(
             json.dumps({"fetchNews": "false", "checkForUpdates": False}), encoding="utf-8")
+        if student_view:                         # what the students' setup commands switch off
+            server, lab = instructor_extensions()
+            config = self.work / "config"
+            (config / "labconfig").mkdir(parents=True, exist_ok=True)
+            (config / "labconfig" / "page_config.json").write_text(
+                json.dumps({"disabledExtensions": {name: True for name in lab}}), encoding="utf-8")
+            (config / "jupyter_server_config.json").write_text(
+                json.dumps({"ServerApp": {"jpserver_extensions": {name: False for name in server}}}),
+                encoding="utf-8")
         site = self.work / "site"                 # the kernels cannot import solutions_lib
         site.mkdir(exist_ok=True)
         (site / "sitecustomize.py").write_text(nbtools.BLOCK_SOLUTIONS, encoding="utf-8")
@@ -282,6 +303,21 @@ class Notebook:
         }""")
         return report, seconds
 
+    def nbgrader_tools(self):
+        """What nbgrader offers on this page: {"menu": the items of the Nbgrader menu,
+        "panels": the titles of the side panels, "validate": a Validate button in the toolbar}."""
+        page = self.page
+        panels = page.evaluate("() => Array.from(document.querySelectorAll('.jp-SideBar .lm-TabBar-tab'))"
+                               ".map(t => t.getAttribute('title') || t.innerText)")
+        validate = page.locator(".jp-NotebookPanel-toolbar .validate-button").count() > 0
+        menu = []
+        if page.get_by_role("menuitem", name="Nbgrader", exact=True).count():
+            page.get_by_role("menuitem", name="Nbgrader", exact=True).click()
+            menu = page.evaluate("() => Array.from(document.querySelectorAll('.lm-Menu .lm-Menu-itemLabel'))"
+                                 ".map(t => t.innerText).filter(label => label)")   # no command: no label
+            page.keyboard.press("Escape")
+        return {"menu": menu, "panels": panels, "validate": validate}
+
     def close_dialog(self):
         self.page.locator(".jp-Dialog").get_by_role("button", name="Ok").click()
 
@@ -293,19 +329,41 @@ class Notebook:
         return path
 
 
+#: The Nbgrader menu of a student: no Formgrader, Course List or Create Assignment.
+STUDENT_NBGRADER_MENU = ["Assignment List"]
+
+
+def student_tools_problems(tools):
+    """What is wrong with ``Notebook.nbgrader_tools()`` for a student (empty list: nothing)."""
+    problems = []
+    if not tools["validate"]:
+        problems.append("no Validate button in the notebook toolbar")
+    if tools["menu"] != STUDENT_NBGRADER_MENU:
+        problems.append(f"the Nbgrader menu offers {tools['menu']}, not {STUDENT_NBGRADER_MENU}")
+    panels = [p for p in tools["panels"] if "Create Assignment" in p or "Formgrader" in p]
+    if panels:
+        problems.append(f"instructor side panels: {panels}")
+    return problems
+
+
 # ------------------------------------------------------------------------------ reporting
-def latency_table(rows):
-    """Markdown table from {notebook: [(control, kind, ms), ...]}; a control may move several times."""
-    lines = ["| notebook | sliders | other controls | moves | median (ms) | worst (ms) | slowest control |",
-             "|---|---:|---:|---:|---:|---:|---|"]
+def latency_table(rows, loads=None):
+    """Markdown table from {notebook: [(control, kind, ms), ...]}; a control may move several times.
+
+    ``loads``, {notebook: 1-minute load average when its sliders had moved}, adds a column.
+    """
+    loads = loads or {}
+    lines = ["| notebook | sliders | other controls | moves | median (ms) | worst (ms) | slowest control | load |",
+             "|---|---:|---:|---:|---:|---:|---|---:|"]
     for name, moves in rows.items():
+        load = f"{loads[name]:.1f}" if name in loads else "–"
         if not moves:
-            lines.append(f"| `{name}` | 0 | 0 | 0 | – | – | – |")
+            lines.append(f"| `{name}` | 0 | 0 | 0 | – | – | – | {load} |")
             continue
         times = [ms for _, _, ms in moves]
         controls = {(control, kind) for control, kind, _ in moves}
         sliders = sum(1 for _, kind in controls if kind == "slider")
         worst = max(moves, key=lambda m: m[2])
         lines.append(f"| `{name}` | {sliders} | {len(controls) - sliders} | {len(moves)} | "
-                     f"{statistics.median(times):.0f} | {worst[2]:.0f} | `{worst[0]}` |")
+                     f"{statistics.median(times):.0f} | {worst[2]:.0f} | `{worst[0]}` | {load} |")
     return "\n".join(lines)

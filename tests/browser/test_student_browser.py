@@ -13,6 +13,8 @@ For every assignment of the release (a scratch build, see conftest.py):
 
 Screenshots of every figure and every Validate dialog go to tests/browser/screenshots/.
 """
+import os
+
 import nbformat
 import pytest
 
@@ -29,7 +31,7 @@ NO_RESPONSE = "You did not provide a response."
 
 @pytest.mark.parametrize("name", NAMES)
 def test_answered_notebook_runs_clean_and_every_slider_moves_its_figure(
-        name, page, lab, student_release, screenshots, latencies, slider_presses):
+        name, page, lab, student_release, screenshots, latencies, loads, slider_presses):
     path = f"{name}/{name}_answered.ipynb"
     expected = labdriver.expected_controls(nbformat.read(student_release / path, as_version=4))
     notebook = labdriver.Notebook(page, lab, path)
@@ -55,6 +57,7 @@ def test_answered_notebook_runs_clean_and_every_slider_moves_its_figure(
             assert after != before, f"{name}, {what}: {key} did not change the value ({before})"
             moves.append((what, control["kind"], ms))
     latencies[name] = moves
+    loads[name] = os.getloadavg()[0]
 
     for i in range(len(expected)):
         notebook.screenshot(screenshots / f"{name}-figure-{i + 1}.png", interact=i)
@@ -65,7 +68,8 @@ def test_answered_notebook_runs_clean_and_every_slider_moves_its_figure(
 
     report, seconds = notebook.validate()
     notebook.screenshot(screenshots / f"{name}-validate-answered.png")
-    assert report["success"], (f"{name}: Validate with the reference answers does not report "
+    assert report["success"] and SUCCESS in report["text"], (
+        f"{name}: Validate with the reference answers does not report "
                                f"success ({seconds:.0f} s):\n{report['text'][:3000]}")
     assert not page.js_errors, f"{name}: JavaScript errors on the page: {page.js_errors[:3]}"
 
@@ -91,3 +95,9 @@ def test_validate_reports_every_exercise_as_not_implemented_when_handed_out(
     others = [(s.splitlines()[0] if s else "", e[-300:]) for s, e in report["failed"]
               if s not in tests and NO_RESPONSE not in e]
     assert not others, f"{name}: Validate reports other failures too: {others}"
+
+
+def test_a_student_sees_validate_and_the_assignment_list_but_no_instructor_tools(page, lab):
+    """The lab of these tests is set up as the students' commands set up theirs (see labdriver)."""
+    tools = labdriver.Notebook(page, lab, f"{NAMES[0]}/{NAMES[0]}.ipynb").nbgrader_tools()
+    assert labdriver.student_tools_problems(tools) == []
