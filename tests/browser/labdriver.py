@@ -238,8 +238,8 @@ class Notebook:
         ``<select>`` JupyterLab's notebook shortcuts take ArrowUp/ArrowDown for moving between
         cells, so a student picks from the list with the mouse.
         Returns (what was done, value before, value after, milliseconds from the key press or
-        choice to the last change of the output it drives). Raises AssertionError if the
-        output does not change.
+        choice to the last change of what the output it drives shows: see notebook_probe.js).
+        Raises AssertionError if the output does not change.
         """
         page = self.page
         ctl = self.control(k)

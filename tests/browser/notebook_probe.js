@@ -124,7 +124,13 @@ window.__nn = {
     if (this.observer) this.observer.disconnect();
     const st = {out, before: this.signature(out), keyAt: null, changes: []};
     this.state = st;
-    this.observer = new MutationObserver(() => st.changes.push(performance.now()));
+    // A change of what the output shows: nodes added or removed, text, an attribute such as an
+    // image's src. Not a style: JupyterLab pins the output's min-height while it replaces the
+    // output and unpins it 50 ms later (OutputArea._preventHeightChangeJitter); nothing new shows then.
+    this.observer = new MutationObserver(records => {
+      if (records.some(r => !(r.type === 'attributes' && r.attributeName === 'style')))
+        st.changes.push(performance.now());
+    });
     this.observer.observe(out, {subtree: true, childList: true, attributes: true, characterData: true});
     // the move starts with a key press, or (a dropdown) with the choice of an option
     const start = e => { if (st.keyAt === null) st.keyAt = e.timeStamp; };
@@ -141,7 +147,7 @@ window.__nn = {
 
   changed() { return this.signature(this.state.out) !== this.state.before; },
 
-  // Milliseconds from the key press to the last change of the output.
+  // Milliseconds from the key press to the last change of what the output shows.
   latency() {
     const st = this.state;
     if (this.observer) this.observer.disconnect();
