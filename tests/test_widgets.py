@@ -144,6 +144,11 @@ def test_plot_decision_regions_colours_by_the_prediction():
     widgets.plot_decision_regions(ax, lambda P: np.where(P[:, 1] > 0.5, 1.0, -1.0), X, y,
                                   resolution=20, title="t")
     assert ax.get_title() == "t" and len(ax.collections) >= 3   # regions + two scatters
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["y = -1", "y = 1"]
+    plt.close(fig)
+    fig, ax = plt.subplots()
+    widgets.plot_decision_regions(ax, lambda P: np.ones(len(P)), X, y, resolution=5, legend=False)
+    assert ax.get_legend() is None, "legend=False leaves the legend to the caller"
     plt.close(fig)
 
 

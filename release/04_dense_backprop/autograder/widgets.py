@@ -206,7 +206,7 @@ def _drawn_once(draw):
     return redraw
 
 
-def plot_decision_regions(ax, predict, X, y, resolution=200, margin=0.5, title=None):
+def plot_decision_regions(ax, predict, X, y, resolution=200, margin=0.5, title=None, legend=True):
     """Colour the plane by a classifier's output and scatter the labelled points on top.
 
     Inputs:
@@ -214,6 +214,7 @@ def plot_decision_regions(ax, predict, X, y, resolution=200, margin=0.5, title=N
     - predict: function (M, 2) -> (M,), any labels (for example -1/+1 or 0/1).
     - X: (N, 2) points; y: (N,) their labels (two classes).
     - resolution: grid points per axis; margin: how far the grid extends past the data.
+    - legend: False leaves the legend to the caller (who adds entries of its own to it).
     The two classes are drawn as blue circles and orange squares; the background shows where
     ``predict`` says the larger label.
     """
@@ -231,9 +232,10 @@ def plot_decision_regions(ax, predict, X, y, resolution=200, margin=0.5, title=N
                    label=f"y = {label:g}")
     ax.set_xlim(lo[0], hi[0])
     ax.set_ylim(lo[1], hi[1])
-    ax.set_xlabel("$x_1$")
-    ax.set_ylabel("$x_2$")
-    ax.legend(loc="upper right", fontsize=8)
+    ax.set_xlabel("x₁")            # plain text: mathtext is typeset anew on every redraw
+    ax.set_ylabel("x₂")
+    if legend:
+        ax.legend(loc="upper right", fontsize=8)
     if title:
         ax.set_title(title)
     return ax
