@@ -26,6 +26,8 @@ SCREENSHOTS = Path(__file__).resolve().parent / "screenshots"
 LATENCIES = {}
 #: {assignment: 1-minute load average right after its sliders were moved} (timings depend on it).
 LOADS = {}
+#: Not empty once this session has emptied the screenshot folder and taken new ones.
+SCREENSHOTS_TAKEN = []
 LATENCY_FILE = ROOT / "bench" / "out" / "slider_latency.json"
 
 
@@ -96,9 +98,11 @@ def browser(chromium_path):
 
 @pytest.fixture(scope="session")
 def screenshots():
+    """tests/browser/screenshots/, emptied at the start of the session that uses it."""
     if SCREENSHOTS.exists():
         shutil.rmtree(SCREENSHOTS)
     SCREENSHOTS.mkdir(parents=True)
+    SCREENSHOTS_TAKEN.append(True)
     return SCREENSHOTS
 
 
@@ -139,7 +143,7 @@ def loads():
 
 
 def pytest_terminal_summary(terminalreporter):
-    shots = sorted(SCREENSHOTS.glob("*.png")) if SCREENSHOTS.is_dir() else []
+    shots = sorted(SCREENSHOTS.glob("*.png")) if SCREENSHOTS_TAKEN else []     # this session's only
     if not shots and not LATENCIES:
         return
     terminalreporter.section("browser tests: what a student sees")
