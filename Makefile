@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: install test test-fast release check-release bench clean
+.PHONY: install test test-fast release check-release bench bench-sliders clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ $(VENV)/.bench-installed: $(VENV)/.installed
 bench: $(VENV)/.bench-installed
 	$(PY) bench/bench_training.py
 	$(PY) bench/bench_gradcheck.py
+
+# Slider response in the browser (needs Debian's chromium), for docs/benchmarks.md.
+bench-sliders: install
+	$(PY) bench/bench_sliders.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

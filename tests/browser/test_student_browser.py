@@ -10,6 +10,8 @@ For every assignment of the release (a scratch build, see conftest.py):
 - handed out: the release notebook as students get it. Validate lists every graded test cell
   as failed, each with the checks' "is not implemented yet" message, and nothing else fails
   but the written answers nobody wrote.
+- a student sees the Validate button and the Assignment List, and none of nbgrader's
+  instructor tools.
 
 Screenshots of every figure and every Validate dialog go to tests/browser/screenshots/.
 """
