@@ -29,6 +29,9 @@ NAMES = build.assignments(labdriver.ROOT)
 NOT_IMPLEMENTED = "is not implemented yet"
 SUCCESS = "Success! Your notebook passes all the tests."
 NO_RESPONSE = "You did not provide a response."
+#: A move slower than this is broken, whatever the load (targets: median 200 ms, worst 1 s;
+#: bench/bench_sliders.py measures those).
+SLOW_MOVE_MS = 5000
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -57,6 +60,9 @@ def test_answered_notebook_runs_clean_and_every_slider_moves_its_figure(
             except AssertionError as err:
                 raise AssertionError(f"{name}, {what}: {err}") from None
             assert after != before, f"{name}, {what}: {key} did not change the value ({before})"
+            assert ms is not None and ms < SLOW_MOVE_MS, (
+                f"{name}, {what}: the figure took {ms} ms to follow {key} (the target is 200 ms; "
+                "see docs/benchmarks.md)")
             moves.append((what, control["kind"], ms))
     latencies[name] = moves
     loads[name] = os.getloadavg()[0]
