@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: install test test-fast release check-release demo grade report bench clean
+.PHONY: install test test-fast release check-release demo grade report bench bench-sliders clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,10 @@ bench: $(VENV)/.bench-installed
 	$(PY) bench/bench_training.py
 	$(PY) bench/bench_gradcheck.py
 	$(PY) bench/bench_grading.py
+
+# Slider response in the browser (needs Debian's chromium), for docs/benchmarks.md.
+bench-sliders: install
+	$(PY) bench/bench_sliders.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info demo-class

@@ -1,13 +1,16 @@
-"""Shared fixtures: a fresh build of the release, made once per test session."""
+"""Shared fixtures: a fresh build of the release, made once per test session; the student install."""
 import shutil
 import tempfile
 from pathlib import Path
 
 import pytest
 
+import student_env as student_install
 from autograder import build
 
 ROOT = Path(__file__).resolve().parents[1]
+#: How the student install of this session came about, for the summary at the end.
+STUDENT_ENV_REPORT = []
 
 
 @pytest.fixture(scope="session")
@@ -29,3 +32,20 @@ def course_copy(tmp_path):
                                                       "feedback", "__pycache__"))
     shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def student_env():
+    """A student's install from release/requirements.txt and the README's setup commands
+    (tests/student_env.py; cached, see there). Minutes to build, seconds to find."""
+    env = student_install.student_env(log=lambda line: None)
+    how = "reused from the cache" if env.reused else "built by this run"
+    STUDENT_ENV_REPORT.append(f"student install {how}: {env.venv} "
+                              f"(python -m venv, pip install and setup commands took {env.built_seconds:.0f} s)")
+    yield env
+    env.close()
+
+
+def pytest_terminal_summary(terminalreporter):
+    for line in STUDENT_ENV_REPORT:
+        terminalreporter.write_line(line)

@@ -72,20 +72,27 @@ def run_source(name):
     return execute(nbformat.read(path, as_version=4), path.parent)
 
 
-def execute(nb, cwd, env=None, timeout=120):
+def execute(nb, cwd, env=None, timeout=120, kernel_name="python3"):
     """Execute a notebook (a NotebookNode, copied) in ``cwd``; errors are recorded, not raised.
 
+    The kernel runs headless (``NN_COURSE_HEADLESS=1``: widget figures are drawn once, no
+    slider is built) with this process's environment and ``env`` on top; a variable set to
+    None in ``env`` is removed. ``timeout`` is the limit per cell, in seconds.
     Returns (executed notebook, seconds).
     """
     nb = copy.deepcopy(nb)
     kernel_env = dict(os.environ)
     kernel_env.pop("NBGRADER_EXECUTION", None)
     kernel_env["NN_COURSE_HEADLESS"] = "1"      # draw widget figures once, build no sliders
-    kernel_env.update(env or {})
+    for key, value in (env or {}).items():
+        if value is None:
+            kernel_env.pop(key, None)
+        else:
+            kernel_env[key] = value
     kernel_env.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     marks = []
     hook = lambda what: (lambda **kw: marks.append((what, kw.get("cell_index"), time.perf_counter())))  # noqa: E731
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=True,
+    client = NotebookClient(nb, timeout=timeout, kernel_name=kernel_name, allow_errors=True,
                             resources={"metadata": {"path": str(cwd)}},
                             on_notebook_start=hook("kernel ready"), on_cell_start=hook("cell start"),
                             on_cell_executed=hook("cell done"), on_notebook_complete=hook("all cells done"))
@@ -110,6 +117,24 @@ def slowest_steps(nb, k=3):
     gaps = sorted(((b[2] - a[2], f"{a[0]} {a[1] if a[1] is not None else ''} -> {b[0]} "
                     f"{b[1] if b[1] is not None else ''}") for a, b in zip(line, line[1:])), reverse=True)
     return "; ".join(f"{text.strip()}: {gap:.1f} s" for gap, text in gaps[:k])
+
+
+#: The output a built widget leaves in a notebook; a headless run must never produce it.
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+#: What ``widgets.interactive`` prints instead of building sliders, headless and under nbgrader.
+HEADLESS_NOTE = "sliders not built in a headless run"
+GRADING_NOTE = "interactive figure skipped while nbgrader runs the notebook"
+
+
+def interactive_cells(nb):
+    """Indices of the code cells that make a figure with sliders (``@widgets.interactive``)."""
+    return [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and "@widgets.interactive(" in c.source]
+
+
+def widget_views(nb):
+    """Indices of the cells whose outputs hold a widget: sliders were built."""
+    return sorted({i for i, c in enumerate(nb.cells) for out in c.get("outputs", [])
+                   if WIDGET_VIEW in out.get("data", {})})
 
 
 def errors(nb):

@@ -99,6 +99,11 @@ def test_release_with_reference_answers_passes_without_solutions_lib(name, stude
     source = nbformat.read(nbtools.source_notebook(name), as_version=4)
     executed, _, _ = student.run(nbtools.with_answers(student.release(), source))
     assert nbtools.errors(executed) == []
+    # headless (NN_COURSE_HEADLESS): every figure with sliders is drawn once, no slider is built
+    assert nbtools.widget_views(executed) == [], "a headless run must not build sliders (it can hang)"
+    silent = [i for i in nbtools.interactive_cells(executed)
+              if nbtools.HEADLESS_NOTE not in nbtools.cell_text(executed.cells[i])]
+    assert not silent, f"cells {silent} should say that they drew their figure without sliders"
 
 
 # ---------------------------------------------------------------- nbgrader's side
@@ -123,7 +128,7 @@ def graded():
     """Autograde a reference, a blank and a buggy submission of every assignment, once.
 
     Returns {(assignment, student): {"scores": {grade_id: (score, max, cell_type)},
-    "feedback": text of the feedback HTML}}.
+    "feedback": text of the feedback HTML, "autograded": the executed notebook}}.
     """
     from nbgrader.api import Gradebook
 
@@ -163,6 +168,8 @@ def graded():
                     results[name, student] = {
                         "scores": scores,
                         "feedback": html.unescape(feedback.read_text(encoding="utf-8")),
+                        "autograded": nbformat.read(course / "autograded" / student / name / nb_path.name,
+                                                    as_version=4),
                     }
         yield results
     finally:
@@ -179,6 +186,17 @@ def test_autograde_reference_answers_get_full_marks(name, graded):
     assert scores, "no autograded cells"
     lost = {k: v for k, v in scores.items() if v[0] != v[1]}
     assert not lost, f"reference answers lose points in {lost}"
+
+
+@pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_autograde_builds_no_sliders(name, graded):
+    """nbgrader sets NBGRADER_EXECUTION: every figure with sliders says so in one line, builds nothing."""
+    executed = graded[name, "reference"]["autograded"]
+    assert nbtools.widget_views(executed) == [], "autograding must not build sliders (it can hang)"
+    cells = nbtools.interactive_cells(executed)
+    assert cells, f"{name} has no figure with sliders"
+    silent = [i for i in cells if nbtools.GRADING_NOTE not in nbtools.cell_text(executed.cells[i])]
+    assert not silent, f"cells {silent} should say that they skipped their sliders"
 
 
 @pytest.mark.parametrize("name", ASSIGNMENTS)

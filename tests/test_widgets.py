@@ -35,6 +35,44 @@ def test_interactive_builds_sliders_when_the_figure_can_be_drawn(interact_calls,
     plt.close("all")
 
 
+def test_a_slider_move_renders_its_figure_once_and_shows_it_as_png(interact_calls, monkeypatch, request):
+    """The inline backend's bbox_inches="tight" renders every figure twice; slider redraws do not."""
+    import inspect
+
+    from IPython import display
+
+    request.addfinalizer(lambda: plt.close("all"))       # nothing left for the next test if this fails
+
+    shown, renders = [], []
+    monkeypatch.setattr(display, "display", lambda obj: shown.append(obj))
+
+    @widgets.interactive(a=(0.0, 1.0, 0.1))
+    def show(a=0.5):
+        fig, ax = plt.subplots()
+        ax.plot([0, a])
+        fig.canvas.mpl_connect("draw_event", lambda event: renders.append(a))
+
+    (redraw, sliders), = interact_calls
+    assert inspect.signature(redraw) == inspect.signature(show), "ipywidgets reads the defaults from it"
+    redraw(a=0.3)
+    assert renders == [0.3], f"the figure was rendered {len(renders)} times for one move"
+    assert len(shown) == 1 and isinstance(shown[0], display.Image)
+    assert shown[0].data.startswith(b"\x89PNG"), "shown as a PNG image"
+    assert plt.get_fignums() == [], "the figure is closed after it is shown"
+
+
+def test_on_release_sliders_redraw_when_let_go(interact_calls):
+    @widgets.interactive(m=widgets.on_release(1, 64, 1), signal=(0, 9, 1))
+    def show(m=16, signal=0):
+        pass
+
+    (_, controls), = interact_calls
+    m = controls["m"]
+    assert (type(m).__name__, m.value, m.min, m.max, m.step) == ("IntSlider", 16, 1, 64, 1)
+    assert m.continuous_update is False
+    assert controls["signal"] == (0, 9, 1), "the other sliders stay as they are"
+
+
 def test_interactive_names_the_missing_function_in_one_line(interact_calls, capsys):
     def perceptron_predict(X, w, b):
         # YOUR CODE HERE
@@ -89,6 +127,17 @@ def test_headless_runs_draw_once_without_sliders(interact_calls, monkeypatch, ca
     assert "headless" in capsys.readouterr().out
 
 
+def test_headless_means_nbgrader_or_the_test_variable(monkeypatch):
+    monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
+    monkeypatch.delenv("NN_COURSE_HEADLESS", raising=False)
+    assert not widgets.headless(), "a student's notebook: progress bars and sliders are wanted"
+    monkeypatch.setenv("NN_COURSE_HEADLESS", "1")
+    assert widgets.headless()
+    monkeypatch.delenv("NN_COURSE_HEADLESS")
+    monkeypatch.setenv("NBGRADER_EXECUTION", "validate")
+    assert widgets.headless()
+
+
 def test_sliders_need_defaults(interact_calls):
     with pytest.raises(TypeError, match="default value for a"):
         @widgets.interactive(a=(0.0, 1.0))
@@ -103,6 +152,11 @@ def test_plot_decision_regions_colours_by_the_prediction():
     widgets.plot_decision_regions(ax, lambda P: np.where(P[:, 1] > 0.5, 1.0, -1.0), X, y,
                                   resolution=20, title="t")
     assert ax.get_title() == "t" and len(ax.collections) >= 3   # regions + two scatters
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["y = -1", "y = 1"]
+    plt.close(fig)
+    fig, ax = plt.subplots()
+    widgets.plot_decision_regions(ax, lambda P: np.ones(len(P)), X, y, resolution=5, legend=False)
+    assert ax.get_legend() is None, "legend=False leaves the legend to the caller"
     plt.close(fig)
 
 
