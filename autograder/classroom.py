@@ -271,6 +271,15 @@ ADVERSARIAL = [
          _with(DENSE, replace={"dense_backward": PATCH_CHECKS + TRANSPOSED}),
          {"flags": ["forbidden-name"], "severity": "tampering", "zero": ["test_dense_backward"],
           "fools_nbgrader": ["test_dense_backward"], "full": ["test_dense_forward"]}),
+    Case("patch-at-call", DENSE, "dense_backward disables the checks through an alias each time it is "
+         "called (the static scan cannot see it; the integrity probe of the re-check does); dW is transposed",
+         _with(DENSE, replace={"dense_backward": TRANSPOSED.replace(
+             "    X, W, b, Z, activation = cache\n",
+             "    kit = checks\n    kit.check_layer = kit.check_dense_backward = kit.check_close = "
+             "kit.check_gradients = lambda *a, **k: None\n    X, W, b, Z, activation = cache\n")}),
+         {"flags": ["integrity"], "severity": "tampering", "zero": ["test_dense_backward", "test_two_layer_loss_and_grads"],
+          "fools_nbgrader": ["test_dense_backward", "test_two_layer_loss_and_grads"],
+          "full": ["test_dense_forward", "test_mse"]}),
     Case("patch-sys-modules", DENSE, "checks patched through sys.modules; dW is transposed",
          _with(DENSE, replace={"dense_backward": 'import sys\n_kit = sys.modules["autograder.checks"]\n'
                                '_kit.check_layer = _kit.check_dense_backward = _kit.check_close = lambda *a, **k: None\n\n' + TRANSPOSED}),

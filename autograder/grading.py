@@ -548,7 +548,9 @@ class Worker:
                 entry["recheck"] = None if passed is None else (s["max"] if passed else 0.0)
                 entry["final"] = (s["auto"] or 0.0) if passed in (None, True) else 0.0
                 if s["auto"] and passed is False:
-                    flag = {"kind": "not-confirmed", "cell": grade_id, "severity": "tampering" if tampering else "review",
+                    caught = "integrity check" in message      # the probe saw something replaced
+                    flag = {"kind": "integrity" if caught else "not-confirmed", "cell": grade_id,
+                            "severity": "tampering" if tampering or caught else "review",
                             "message": f"{grade_id}: nbgrader gave {s['auto']:g} of {s['max']:g} points in the "
                                        "student's kernel, but the re-check outside it failed; the points "
                                        "are withheld.", "evidence": message[:400]}

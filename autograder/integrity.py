@@ -462,7 +462,9 @@ def clean_notebook(source_nb, student_nb, release_nb, provided=None):
     Cells: the probe set-up, then every cell of ``source_nb`` in order (the instructor's,
     with hidden tests) except that each answer cell holds the student's definitions from
     that cell (the release's stub if they deleted it), each followed by the definitions of
-    cells the student added after it; a probe after every code cell.
+    cells the student added after it. A probe follows the notebook's set-up (the code cells
+    before the first answer), every cell of student code and every test cell: a change made
+    anywhere shows at the next test at the latest.
     """
     provided = provided_names(source_nb) if provided is None else provided
     answers, added = {}, {}
@@ -477,14 +479,19 @@ def clean_notebook(source_nb, student_nb, release_nb, provided=None):
     nb = nbformat.v4.new_notebook(metadata=copy.deepcopy(source_nb.metadata))
     left_out = []
 
-    def add(cell, role=None):
+    first_answer = next((i for i, c in enumerate(source_nb.cells) if c.cell_type == "code" and _meta(c).get("solution")),
+                        len(source_nb.cells))
+    setup_done = max((i for i, c in enumerate(source_nb.cells[:first_answer]) if c.cell_type == "code"), default=-1)
+
+    def add(cell, role=None, probe=True):
+        """Append ``cell``, then a probe (after the set-up, student code and tests: where it counts)."""
         if role:
             cell.metadata[ROLE] = role
         nb.cells.append(cell)
-        if cell.cell_type == "code":
-            probe = nbformat.v4.new_code_cell(PROBE)
-            probe.metadata[ROLE] = "probe"
-            nb.cells.append(probe)
+        if cell.cell_type == "code" and probe:
+            check = nbformat.v4.new_code_cell(PROBE)
+            check.metadata[ROLE] = "probe"
+            nb.cells.append(check)
 
     setup = nbformat.v4.new_code_cell(PROBE_SETUP)
     setup.metadata[ROLE] = "probe"
@@ -493,7 +500,7 @@ def clean_notebook(source_nb, student_nb, release_nb, provided=None):
         code, dropped = _clean_source(label, source, provided, banned)
         left_out += dropped
         add(nbformat.v4.new_code_cell(code), "added")
-    for cell in source_nb.cells:
+    for index, cell in enumerate(source_nb.cells):
         grade_id = _meta(cell).get("grade_id")
         meta = _meta(cell)
         if cell.cell_type == "code" and meta.get("solution"):
@@ -509,7 +516,7 @@ def clean_notebook(source_nb, student_nb, release_nb, provided=None):
         elif cell.cell_type == "code":
             clean = copy.deepcopy(cell)
             clean.outputs = []
-            add(clean)
+            add(clean, probe=index == setup_done or bool(meta.get("grade")))
         for label, source in added.get(grade_id, []) if grade_id else []:
             code, dropped = _clean_source(label, source, provided, banned)
             left_out += dropped

@@ -172,8 +172,12 @@ def test_clean_notebook_keeps_definitions_and_stubs_tampering(dense):
     assert "print('hello')" not in sources["dense_forward"]
     assert "left out of the re-check" in sources["dense_backward"] and "os._exit" not in sources["dense_backward"]
     assert any(f.kind == "left-out" and f.severity == "tampering" for f in left_out)
-    probes = [c for c in clean.cells if c.metadata.get(integrity.ROLE) == "probe"]
-    assert len(probes) == 1 + sum(c.cell_type == "code" for c in source.cells)
+    probes = [i for i, c in enumerate(clean.cells) if c.metadata.get(integrity.ROLE) == "probe"]
+    tests = [i for i, c in enumerate(clean.cells) if c.metadata.get("nbgrader", {}).get("grade")
+             and c.cell_type == "code"]
+    answers = [i for i, c in enumerate(clean.cells) if c.metadata.get(integrity.ROLE) == "answer"]
+    assert all(i + 1 in probes for i in tests + answers), "a probe after every test and every answer"
+    assert probes[0] == 0 and len(probes) < sum(c.cell_type == "code" for c in source.cells)
     hidden = [c for c in clean.cells if "BEGIN HIDDEN TESTS" in c.source]
     assert hidden, "the re-check runs the hidden tests"
 
