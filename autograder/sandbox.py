@@ -6,7 +6,7 @@ Every grading worker runs its kernels inside one sandbox (``zygote.py`` forks th
   private folders -- the gradebook and every submission (``course/``), the source notebooks
   with their solutions and hidden tests, the repository's ``.git`` -- replaced by empty
   folders. The only writable place is the worker's own scratch folder, where the notebook
-  being graded is copied. ``/tmp`` is private.
+  being graded is copied. ``/tmp`` is private (a checkout or venv that lives under it is bound back, read-only).
 - **Processes**: a PID namespace of its own (a kernel cannot see, signal or read the files
   of the grader or of another worker's kernels through ``/proc``), killed with the worker
   (``--die-with-parent``).
@@ -22,6 +22,7 @@ integrity scan looks for but cannot prevent.
 import os
 import shutil
 import subprocess
+import sys
 from dataclasses import asdict, dataclass
 
 
@@ -80,6 +81,8 @@ def wrap(command, hide, scratch):
     os.makedirs(scratch, exist_ok=True)
     argv = [bwrap_path(), "--die-with-parent", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
             "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
+    for folder in _needed_under_tmp():
+        argv += ["--ro-bind", folder, folder]
     for folder in sorted({os.path.abspath(h) for h in hide}):
         if _inside(scratch, folder):
             raise ValueError(f"the scratch folder {scratch} must not lie inside the hidden {folder}")
@@ -87,6 +90,24 @@ def wrap(command, hide, scratch):
             argv += ["--tmpfs", folder, "--remount-ro", folder]
     argv += ["--bind", scratch, scratch, "--chdir", scratch, "--"]
     return argv + list(command)
+
+
+def _needed_under_tmp():
+    """Folders under /tmp that the kernel's Python needs (a checkout or a venv cloned there).
+
+    The private /tmp would hide them; they are bound back read-only, before the hidden
+    folders are laid over them, so that ``course/`` and the rest stay hidden."""
+    wanted = [sys.prefix, sys.exec_prefix, sys.base_prefix, sys.executable]
+    wanted += [entry for entry in sys.path if entry]
+    found = set()
+    for path in wanted:
+        path = os.path.realpath(path)
+        if not os.path.exists(path) or not _inside(path, "/tmp") or path == "/tmp":
+            continue
+        found.add(path if os.path.isdir(path) else os.path.dirname(path))
+    # the outermost ones only; binding /tmp/a and then /tmp/a/b would be redundant
+    outer = sorted(found, key=len)
+    return [p for i, p in enumerate(outer) if not any(_inside(p, q) for q in outer[:i])]
 
 
 def _inside(path, folder):

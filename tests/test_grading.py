@@ -216,6 +216,24 @@ def test_sandbox_argv_hides_folders_and_refuses_a_scratch_inside_them(tmp_path):
         sandbox.wrap(["python"], [tmp_path], tmp_path / "scratch")
 
 
+def test_a_checkout_under_tmp_stays_visible_in_the_sandbox_but_its_course_does_not(tmp_path, monkeypatch):
+    """A clone in /tmp (its venv, its packages) is bound back over the private /tmp; the
+    folders hidden inside it stay hidden (a fresh clone in /tmp once could not start a kernel)."""
+    _needs_isolation()
+    checkout = tmp_path / "clone"
+    (checkout / "lib").mkdir(parents=True)
+    (checkout / "lib" / "module.py").write_text("X = 1\n")
+    (checkout / "course").mkdir()
+    (checkout / "course" / "gradebook.db").write_text("secret")
+    monkeypatch.setattr(sys, "path", sys.path + [str(checkout / "lib")])
+    monkeypatch.setattr(sys, "prefix", str(checkout))
+    argv = sandbox.wrap(["sh", "-c", f"cat {checkout}/lib/module.py; ls -A {checkout}/course"],
+                        [checkout / "course"], tmp_path / "scratch")
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "X = 1", "the checkout is readable and its course folder is empty"
+
+
 @pytest.fixture(scope="module")
 def scratch_course(tmp_path_factory):
     """A copy of the course with its release and gradebook (nbgrader generate_assignment)."""
