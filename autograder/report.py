@@ -168,6 +168,13 @@ def _plots(records, out, assignments):
     import matplotlib.pyplot as plt
 
     images = {}
+
+    def save(fig, key, name):
+        fig.tight_layout()
+        fig.savefig(out / name, dpi=90)
+        plt.close(fig)
+        images[key] = name
+
     graded = [r for r in records if r.get("scores")]
     for assignment in assignments:
         rs = [r for r in graded if r["assignment"] == assignment]
@@ -192,11 +199,7 @@ def _plots(records, out, assignments):
         ax.set_xlabel(f"share of the {len(rs)} submissions")
         ax.set_title(assignment)
         ax.legend(fontsize=7, loc="lower right")
-        fig.tight_layout()
-        name = f"scores_{assignment}.png"
-        fig.savefig(out / name, dpi=90)
-        plt.close(fig)
-        images[assignment] = name
+        save(fig, assignment, f"scores_{assignment}.png")
 
     totals = defaultdict(list)
     for r in graded:
@@ -212,10 +215,7 @@ def _plots(records, out, assignments):
         ax.set_ylabel("autograded score (%)")
         ax.set_xlabel("assignment")
         ax.set_title("scores per assignment (box: quartiles, triangle: mean)")
-        fig.tight_layout()
-        fig.savefig(out / "totals.png", dpi=90)
-        plt.close(fig)
-        images["totals"] = "totals.png"
+        save(fig, "totals", "totals.png")
 
     seconds = [r["seconds"]["total"] for r in records if r.get("seconds", {}).get("total")]
     if seconds:
@@ -223,10 +223,7 @@ def _plots(records, out, assignments):
         ax.hist(seconds, bins=30, color="tab:blue")
         ax.set_xlabel("seconds per submission (intake + nbgrader + re-check)")
         ax.set_ylabel("submissions")
-        fig.tight_layout()
-        fig.savefig(out / "times.png", dpi=90)
-        plt.close(fig)
-        images["times"] = "times.png"
+        save(fig, "times", "times.png")
     return images
 
 

@@ -449,15 +449,20 @@ def test_report_has_grades_diagnoses_flags_and_plots(graded_class, tmp_path):
 
 
 # ------------------------------------------------------------------------------ zip and kill -9
+def _copy_of(course_root, out):
+    """A copy of a built course (source, release, config, gradebook) to grade into."""
+    shutil.copytree(course_root / "source_notebooks", out / "source_notebooks")
+    shutil.copytree(course_root / "release", out / "release")
+    (out / "course").mkdir()
+    for name in ("nbgrader_config.py", "gradebook.db"):
+        shutil.copy(course_root / "course" / name, out / "course")
+    return out
+
+
 @pytest.mark.slow
 def test_an_lms_zip_is_collected_and_graded(scratch_course, tmp_path):
     _needs_isolation()
-    out = tmp_path / "c"
-    shutil.copytree(scratch_course / "source_notebooks", out / "source_notebooks")
-    shutil.copytree(scratch_course / "release", out / "release")
-    (out / "course").mkdir()
-    shutil.copy(scratch_course / "course" / "nbgrader_config.py", out / "course")
-    shutil.copy(scratch_course / "course" / "gradebook.db", out / "course")
+    out = _copy_of(scratch_course, tmp_path / "c")
     release, source = _notebooks("02_xor")
     archive = tmp_path / "lms-download.zip"
     with zipfile.ZipFile(archive, "w") as z:
@@ -478,12 +483,7 @@ def test_kill_9_in_the_middle_loses_and_duplicates_nothing(scratch_course, tmp_p
     _needs_isolation()
     from nbgrader.api import Gradebook
 
-    out = tmp_path / "c"
-    shutil.copytree(scratch_course / "source_notebooks", out / "source_notebooks")
-    shutil.copytree(scratch_course / "release", out / "release")
-    (out / "course").mkdir()
-    shutil.copy(scratch_course / "course" / "nbgrader_config.py", out / "course")
-    shutil.copy(scratch_course / "course" / "gradebook.db", out / "course")
+    out = _copy_of(scratch_course, tmp_path / "c")
     subs = tmp_path / "subs"
     names = ["02_xor", "03_chain_rule_jacobians"]
     for student in ("s1", "s2", "s3"):
