@@ -6,7 +6,8 @@ Every grading worker runs its kernels inside one sandbox (``zygote.py`` forks th
   private folders -- the gradebook and every submission (``course/``), the source notebooks
   with their solutions and hidden tests, the repository's ``.git`` -- replaced by empty
   folders. The only writable place is the worker's own scratch folder, where the notebook
-  being graded is copied. ``/tmp`` is private (a checkout or venv that lives under it is bound back, read-only).
+  being graded is copied. ``/tmp`` is private (a checkout or venv that lives under it is
+  bound back, read-only).
 - **Processes**: a PID namespace of its own (a kernel cannot see, signal or read the files
   of the grader or of another worker's kernels through ``/proc``), killed with the worker
   (``--die-with-parent``).
