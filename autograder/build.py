@@ -267,8 +267,14 @@ def add_kit(folder):
 
 
 # ---------------------------------------------------------------- verification
-def _nbgrader_meta(cell):
+def nbgrader_meta(cell):
+    """A cell's nbgrader metadata ({} for a cell nbgrader does not know)."""
     return cell.get("metadata", {}).get("nbgrader", {})
+
+
+def grade_id(cell):
+    """A cell's nbgrader grade_id, or None."""
+    return nbgrader_meta(cell).get("grade_id")
 
 
 def _region_lines(source, begin, end):
@@ -331,8 +337,8 @@ def verify_release(root, release_dir=None):
 
 def _compare_notebooks(src, rel, where):
     problems = []
-    src_ids = {_nbgrader_meta(c).get("grade_id"): c for c in src.cells if _nbgrader_meta(c)}
-    rel_ids = {_nbgrader_meta(c).get("grade_id"): c for c in rel.cells if _nbgrader_meta(c)}
+    src_ids = {nbgrader_meta(c).get("grade_id"): c for c in src.cells if nbgrader_meta(c)}
+    rel_ids = {nbgrader_meta(c).get("grade_id"): c for c in rel.cells if nbgrader_meta(c)}
     if set(src_ids) != set(rel_ids):
         problems.append(f"{where}: graded cells differ from the source "
                         f"(missing {sorted(set(src_ids) - set(rel_ids))}, "
@@ -344,7 +350,7 @@ def _compare_notebooks(src, rel, where):
         released = rel_ids.get(grade_id)
         if released is None:
             continue
-        whole = _nbgrader_meta(cell).get("solution") and "BEGIN SOLUTION" not in cell.source
+        whole = nbgrader_meta(cell).get("solution") and "BEGIN SOLUTION" not in cell.source
         secret = ([line.strip() for line in cell.source.splitlines()] if whole else [])
         secret += (_region_lines(cell.source, "BEGIN SOLUTION", "END SOLUTION")
                   + _region_lines(cell.source, "BEGIN HIDDEN TESTS", "END HIDDEN TESTS")
@@ -441,7 +447,7 @@ def summary(folder):
     auto = manual = count = 0
     for path in notebooks(folder):
         for cell in nbformat.read(path, as_version=4).cells:
-            meta = _nbgrader_meta(cell)
+            meta = nbgrader_meta(cell)
             if meta.get("grade"):
                 count += 1
                 if cell.cell_type == "code":

@@ -24,15 +24,13 @@ from pathlib import Path
 
 import nbformat
 
+from .build import nbgrader_meta
+
 BUGS_FILE = Path(__file__).with_name("notebook_bugs.json")
 
 
-def _meta(cell):
-    return cell.get("metadata", {}).get("nbgrader", {})
-
-
 def is_answer(cell):
-    return cell.cell_type == "code" and bool(_meta(cell).get("solution"))
+    return cell.cell_type == "code" and bool(nbgrader_meta(cell).get("solution"))
 
 
 def strip_markers(source):
@@ -45,7 +43,7 @@ def strip_markers(source):
 
 def reference_answers(source_nb):
     """{grade_id: source} of the reference answer of every answer cell."""
-    return {_meta(c)["grade_id"]: strip_markers(c.source) for c in source_nb.cells if is_answer(c)}
+    return {nbgrader_meta(c)["grade_id"]: strip_markers(c.source) for c in source_nb.cells if is_answer(c)}
 
 
 def with_answers(release_nb, source_nb, replace=None):
@@ -54,7 +52,7 @@ def with_answers(release_nb, source_nb, replace=None):
     answers.update(replace or {})
     nb = copy.deepcopy(release_nb)
     for cell in nb.cells:
-        grade_id = _meta(cell).get("grade_id")
+        grade_id = nbgrader_meta(cell).get("grade_id")
         if is_answer(cell) and grade_id in answers:
             cell.source = answers[grade_id]
     return nb
@@ -121,13 +119,13 @@ TRANSPOSED = ("def dense_backward(dH, cache):\n    X, W, b, Z, activation = cach
 
 def _drop(grade_id):
     def edit(nb):
-        nb.cells = [c for c in nb.cells if _meta(c).get("grade_id") != grade_id]
+        nb.cells = [c for c in nb.cells if nbgrader_meta(c).get("grade_id") != grade_id]
     return edit
 
 
 def _duplicate(grade_id):
     def edit(nb):
-        i = next(i for i, c in enumerate(nb.cells) if _meta(c).get("grade_id") == grade_id)
+        i = next(i for i, c in enumerate(nb.cells) if nbgrader_meta(c).get("grade_id") == grade_id)
         twin = copy.deepcopy(nb.cells[i])
         twin["id"] = twin.get("id", "cell") + "-copy"
         nb.cells.insert(i + 1, twin)
@@ -136,7 +134,7 @@ def _duplicate(grade_id):
 
 def _split(grade_id, after_line=3):
     def edit(nb):
-        i = next(i for i, c in enumerate(nb.cells) if _meta(c).get("grade_id") == grade_id)
+        i = next(i for i, c in enumerate(nb.cells) if nbgrader_meta(c).get("grade_id") == grade_id)
         lines = nb.cells[i].source.split("\n")
         first, second = copy.deepcopy(nb.cells[i]), copy.deepcopy(nb.cells[i])
         first.source, second.source = "\n".join(lines[:after_line]), "\n".join(lines[after_line:])
@@ -148,7 +146,7 @@ def _split(grade_id, after_line=3):
 def _edit_test(grade_id, source):
     def edit(nb):
         for c in nb.cells:
-            if _meta(c).get("grade_id") == grade_id:
+            if nbgrader_meta(c).get("grade_id") == grade_id:
                 c.source = source
     return edit
 

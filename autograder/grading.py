@@ -319,7 +319,7 @@ def _preprocessors():
             except DeadKernelError as err:
                 index = self._current if self._current is not None else 0
                 GradingExecute.events.append({"kind": "dead-kernel", "cell": index,
-                                              "grade_id": _grade_id(nb.cells[index]), "message": str(err)[:300]})
+                                              "grade_id": build.grade_id(nb.cells[index]), "message": str(err)[:300]})
                 for cell in nb.cells[index:]:
                     if cell.cell_type == "code":
                         cell.outputs.append(NotebookNode(
@@ -333,7 +333,7 @@ def _preprocessors():
             if cell.cell_type == "code" and time.monotonic() > self._deadline:
                 if not any(e["kind"] == "notebook-time-limit" for e in GradingExecute.events):
                     GradingExecute.events.append({"kind": "notebook-time-limit", "cell": index,
-                                                  "grade_id": _grade_id(cell)})
+                                                  "grade_id": build.grade_id(cell)})
                 cell.outputs = [NotebookNode(
                     output_type="error", ename="NotebookTimeLimit",
                     evalue=f"not run: the notebook used up its {self.notebook_timeout} s",
@@ -346,7 +346,7 @@ def _preprocessors():
             for out in cell.get("outputs", []):
                 if out.get("output_type") == "error" and out.get("ename") == "CellTimeoutError":
                     GradingExecute.events.append({"kind": "cell-timeout", "cell": index,
-                                                  "grade_id": _grade_id(cell)})
+                                                  "grade_id": build.grade_id(cell)})
             return cell, resources
 
     class StderrIsNotFailure(NbGraderPreprocessor):
@@ -362,14 +362,10 @@ def _preprocessors():
                 for out in streams:
                     out["name"] = "stdout"
                 if streams:
-                    GradingExecute.events.append({"kind": "stderr", "cell": index, "grade_id": _grade_id(cell)})
+                    GradingExecute.events.append({"kind": "stderr", "cell": index, "grade_id": build.grade_id(cell)})
             return cell, resources
 
     return ZygoteKernelManager, GradingExecute, StderrIsNotFailure
-
-
-def _grade_id(cell):
-    return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
 
 
 def _error_text(cell):
@@ -555,7 +551,7 @@ class Worker:
                                        "student's kernel, but the re-check outside it failed; the points "
                                        "are withheld.", "evidence": message[:400]}
                     record["flags"].append(flag)
-                cell = next((c for c in graded_nb.cells if _grade_id(c) == grade_id), None)
+                cell = next((c for c in graded_nb.cells if build.grade_id(c) == grade_id), None)
                 if cell is not None and _error_text(cell):
                     record["diagnoses"][grade_id] = _error_text(cell)[:400]
             else:

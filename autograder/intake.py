@@ -31,6 +31,8 @@ from pathlib import Path
 
 import nbformat
 
+from .build import nbgrader_meta
+
 
 @dataclass
 class Finding:
@@ -52,13 +54,9 @@ class Intake:
     findings: list = field(default_factory=list)
 
 
-def _meta(cell):
-    return cell.get("metadata", {}).get("nbgrader", {})
-
-
 def expected_cells(nb):
     """{grade_id: cell} of the cells with nbgrader metadata in ``nb``, in order."""
-    return {_meta(c)["grade_id"]: c for c in nb.cells if _meta(c).get("grade_id")}
+    return {nbgrader_meta(c)["grade_id"]: c for c in nb.cells if nbgrader_meta(c).get("grade_id")}
 
 
 # ------------------------------------------------------------------------------ reading
@@ -131,7 +129,7 @@ def repair_cells(nb, release_nb):
     expected = expected_cells(release_nb)
     seen, keep = {}, []
     for cell in nb.cells:
-        grade_id = _meta(cell).get("grade_id")
+        grade_id = nbgrader_meta(cell).get("grade_id")
         if grade_id is None:
             keep.append(cell)
             continue
@@ -147,7 +145,7 @@ def repair_cells(nb, release_nb):
             keep.append(cell)
             continue
         first, source = seen[grade_id], expected[grade_id]
-        if _meta(source).get("solution") and not _meta(source).get("locked"):
+        if nbgrader_meta(source).get("solution") and not nbgrader_meta(source).get("locked"):
             first.source = first.source + "\n" + cell.source   # the split point becomes a line break again
             findings.append(Finding("split-cell", f"the answer cell '{grade_id}' was split into "
                                     "parts with the same grade_id; they were joined again before "
@@ -159,7 +157,7 @@ def repair_cells(nb, release_nb):
     nb.cells = keep
     previous = None
     for grade_id, source in expected.items():
-        meta = _meta(source)
+        meta = nbgrader_meta(source)
         if grade_id not in seen:
             what = "answer" if meta.get("solution") else "test" if meta.get("grade") else "locked"
             findings.append(Finding("deleted-cell", f"the {what} cell '{grade_id}' was missing; it "
@@ -187,7 +185,7 @@ def _put_back(nb, cell, after_grade_id):
     cell["id"] = uuid.uuid4().hex[:8]
     index = 0
     if after_grade_id is not None:
-        index = next(i for i, c in enumerate(nb.cells) if _meta(c).get("grade_id") == after_grade_id) + 1
+        index = next(i for i, c in enumerate(nb.cells) if nbgrader_meta(c).get("grade_id") == after_grade_id) + 1
     nb.cells.insert(index, nbformat.from_dict(cell))
 
 
@@ -219,7 +217,7 @@ def find_notebook(folder, expected_name, release_nb):
         def overlap(path):
             try:
                 cells = json.loads(path.read_text(encoding="utf-8", errors="replace")).get("cells", [])
-                return len(ids & {_meta(c).get("grade_id") for c in cells if isinstance(c, dict)})
+                return len(ids & {nbgrader_meta(c).get("grade_id") for c in cells if isinstance(c, dict)})
             except (ValueError, AttributeError):
                 return -1
         chosen = max(found, key=overlap)

@@ -35,6 +35,8 @@ import copy
 
 import nbformat
 
+from .build import nbgrader_meta
+
 from .intake import Finding
 
 #: Modules an answer may import (top-level package names).
@@ -64,10 +66,6 @@ TELLTALE_STRINGS = ("solutions_lib", "gradebook", "source_notebooks", "nbgrader"
 KIT_MODULES = {"checks", "widgets", "datasets", "autograder"}
 
 
-def _meta(cell):
-    return cell.get("metadata", {}).get("nbgrader", {})
-
-
 def to_python(source):
     """Cell source with IPython syntax (magics, ``!shell``) turned into plain Python."""
     from IPython.core.inputtransformer2 import TransformerManager
@@ -92,10 +90,10 @@ def provided_names(source_nb):
     """
     names, answers = {}, set()
     for cell in source_nb.cells:
-        if cell.cell_type == "code" and _meta(cell).get("solution"):
+        if cell.cell_type == "code" and nbgrader_meta(cell).get("solution"):
             answers |= _top_level_names(cell.source)
     for cell in source_nb.cells:
-        meta = _meta(cell)
+        meta = nbgrader_meta(cell)
         if cell.cell_type != "code" or not meta.get("locked") or meta.get("solution"):
             continue
         try:
@@ -327,13 +325,13 @@ def student_cells(student_nb, source_nb):
     ``added after <grade_id>`` and anchored to the nbgrader cell before it. Locked cells are
     not included: nbgrader restores them.
     """
-    expected = {_meta(c).get("grade_id"): c for c in source_nb.cells if _meta(c).get("grade_id")}
+    expected = {nbgrader_meta(c).get("grade_id"): c for c in source_nb.cells if nbgrader_meta(c).get("grade_id")}
     cells, anchor = [], None
     for cell in student_nb.cells:
-        grade_id = _meta(cell).get("grade_id")
+        grade_id = nbgrader_meta(cell).get("grade_id")
         if grade_id in expected:
             anchor = grade_id
-            source_meta = _meta(expected[grade_id])
+            source_meta = nbgrader_meta(expected[grade_id])
             if cell.cell_type == "code" and source_meta.get("solution"):
                 cells.append((grade_id, grade_id, cell.source))
         elif cell.cell_type == "code" and cell.source.strip():
@@ -475,11 +473,11 @@ def clean_notebook(source_nb, student_nb, release_nb, provided=None):
             answers.setdefault(anchor, []).append(source)
         else:
             added.setdefault(anchor, []).append((label, source))
-    stubs = {_meta(c).get("grade_id"): c.source for c in release_nb.cells if _meta(c).get("solution")}
+    stubs = {nbgrader_meta(c).get("grade_id"): c.source for c in release_nb.cells if nbgrader_meta(c).get("solution")}
     nb = nbformat.v4.new_notebook(metadata=copy.deepcopy(source_nb.metadata))
     left_out = []
 
-    first_answer = next((i for i, c in enumerate(source_nb.cells) if c.cell_type == "code" and _meta(c).get("solution")),
+    first_answer = next((i for i, c in enumerate(source_nb.cells) if c.cell_type == "code" and nbgrader_meta(c).get("solution")),
                         len(source_nb.cells))
     setup_done = max((i for i, c in enumerate(source_nb.cells[:first_answer]) if c.cell_type == "code"), default=-1)
 
@@ -501,8 +499,8 @@ def clean_notebook(source_nb, student_nb, release_nb, provided=None):
         left_out += dropped
         add(nbformat.v4.new_code_cell(code), "added")
     for index, cell in enumerate(source_nb.cells):
-        grade_id = _meta(cell).get("grade_id")
-        meta = _meta(cell)
+        grade_id = nbgrader_meta(cell).get("grade_id")
+        meta = nbgrader_meta(cell)
         if cell.cell_type == "code" and meta.get("solution"):
             parts = []
             for source in answers.get(grade_id, [stubs.get(grade_id, "raise NotImplementedError()")]):
@@ -539,7 +537,7 @@ def recheck_results(executed):
             if error is not None and broken is None:
                 broken = f"{error.get('ename')}: {error.get('evalue')}"
             continue
-        meta = _meta(cell)
+        meta = nbgrader_meta(cell)
         if meta.get("grade") and not meta.get("solution"):
             probe = cells[i + 1] if i + 1 < len(cells) else None
             probe_error = next((o for o in (probe or {}).get("outputs", []) if o.get("output_type") == "error"), None)

@@ -26,7 +26,7 @@ import statistics
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from . import grading
+from . import build, grading
 
 NOT_ATTEMPTED = "is not implemented yet"
 
@@ -54,7 +54,7 @@ def _feedback_preprocessor():
                     for out in cell.get("outputs", []):
                         if out.get("output_type") == "error":
                             out["traceback"] = [f"{out.get('ename')}: {out.get('evalue')}"]
-                grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+                grade_id = build.grade_id(cell)
                 if grade_id in notes:
                     cells.append(new_markdown_cell("**Grader:** " + " ".join(notes[grade_id])))
             nb.cells = cells
