@@ -41,18 +41,12 @@ BLOCK_SOLUTIONS = textwrap.dedent('''
 ''')
 
 
-def nbgrader_meta(cell):
-    return cell.get("metadata", {}).get("nbgrader", {})
+nbgrader_meta = build.nbgrader_meta
 
 
 def is_test(cell):
     meta = nbgrader_meta(cell)
     return cell.cell_type == "code" and meta.get("grade") and not meta.get("solution")
-
-
-def is_answer(cell):
-    meta = nbgrader_meta(cell)
-    return cell.cell_type == "code" and meta.get("solution")
 
 
 def source_notebook(name):
