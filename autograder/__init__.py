@@ -1,15 +1,9 @@
-"""What students and instructors get besides the notebooks.
+"""The student kit: the checks the test cells call, the data loaders, the widgets.
 
-Student-facing (copied into every release assignment by the build; no solution inside):
-``autograder.checks``   the checks the notebooks' test cells call
-``autograder.datasets`` MNIST (embedded 5k subset or full 70k from IDX files), 8×8 digits, the
-                        noisy cosines
-``autograder.widgets``  sliders that redraw a figure, with a one-line note while a function
-                        they need is not written yet
-
-Instructor tooling:
-``autograder.build``    build release/ from source_notebooks/ with nbgrader, and verify it
-``autograder.cli``      the ``nn-course`` command
-
-The student-facing modules import neither the instructor tooling nor the reference solutions.
+Every module directly in this folder is the kit (``checks``, ``datasets``, ``widgets``, and
+this ``__init__``): ``nn-course build`` copies them into each assignment as its own
+``autograder/`` folder, and grading puts the originals back over a student's copy, so an
+edited copy changes nothing (a fresh build replaces it). Nothing here holds a solution, and
+nothing here imports the instructor's tools (``autograder/instructor/``, never copied),
+nbgrader or the reference solutions (``solutions_lib``): a test checks it.
 """

@@ -1,6 +1,6 @@
 """Benchmark: grading one synthetic class with plain sequential nbgrader and with ``nn-course grade``.
 
-The class (``autograder.classroom.make_class``, no adversarial students: plain nbgrader would
+The class (``classroom.make_class``, no adversarial students: plain nbgrader would
 spend minutes on their endless loops, and its result for them is wrong anyway): students
 with the reference answers, one per catalogued bug and blank ones, every assignment each.
 Two scratch copies of one course are made, so that both graders start from the same
@@ -8,7 +8,7 @@ gradebook and the same submissions:
 
 - **plain**: ``nbgrader autograde <assignment> --create`` for every assignment, one after the
   other, as an instructor would run it (each command pays nbgrader's imports once);
-- **ours**: ``autograder.grading.grade`` with ``--jobs`` workers: sandboxed kernels forked
+- **ours**: ``autograder.pool.grade`` with ``--jobs`` workers: sandboxed kernels forked
   by the zygote, the integrity scan and the re-check outside the student's kernel
   (feedback off, as nbgrader's autograde writes none; its cost is measured separately).
 
@@ -28,7 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from autograder import build, classroom, grading, report, sandbox
+from autograder.instructor import build, feedback, nbcells, pool, records, sandbox
+from autograder.instructor.synthetic import classroom
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,7 +43,7 @@ def scratch_course(where):
     shutil.copy(ROOT / "course" / "nbgrader_config.py", where / "course")
     shutil.copy(ROOT / "pyproject.toml", where)
     build.generate(where)
-    for name in build.assignments(where):
+    for name in nbcells.assignments(where):
         build.add_kit(where / "source_notebooks" / name)
     return where
 
@@ -72,7 +73,7 @@ def main():
         plain_root = scratch_course(tmp / "plain")
         ours_root = tmp / "ours"
         shutil.copytree(plain_root, ours_root)
-        assignments = build.assignments(plain_root)
+        assignments = nbcells.assignments(plain_root)
         submissions = tmp / "submissions"
         roster = classroom.make_class(plain_root / "source_notebooks", plain_root / "release", submissions,
                                       correct=args.correct, blank=args.blank, adversarial=False)
@@ -81,32 +82,32 @@ def main():
 
         plain = plain_nbgrader(plain_root, submissions, assignments)
         print(f"plain nbgrader: {plain:.1f} s", flush=True)
-        summary = grading.grade(submissions, ours_root / "course", jobs=args.jobs, progress=False,
-                                feedback=False, log=lambda *a: None)
+        summary = pool.grade(submissions, ours_root / "course", jobs=args.jobs, progress=False,
+                             feedback=False, log=lambda *a: None)
         ours = summary.seconds
         print(f"nn-course grade: {ours:.1f} s", flush=True)
-        course = grading.Course(ours_root / "course")
-        records = [r for r in grading.ledger_records(course) if r.get("status") == "graded"]
+        course = records.Course(ours_root / "course")
+        graded = [r for r in records.ledger_records(course) if r.status == "graded"]
         start = time.perf_counter()
-        report.write_feedback(course, records, force=True, log=lambda *a: None)
-        feedback = time.perf_counter() - start
+        feedback.write_feedback(course, graded, force=True, log=lambda *a: None)
+        feedback_seconds = time.perf_counter() - start
 
         def med(key):
-            return statistics.median(r["seconds"].get(key, 0.0) for r in records)
-        overhead = [r["seconds"]["total"] - r["seconds"].get("autograde_cells", 0) - r["seconds"].get("recheck_cells", 0)
-                    for r in records]
+            return statistics.median(r.seconds.get(key, 0.0) for r in graded)
+        overhead = [r.seconds["total"] - r.seconds.get("autograde_cells", 0) - r.seconds.get("recheck_cells", 0)
+                    for r in graded]
         print(f"\n| grader | notebooks | wall time (s) | notebooks / min | speed-up |")
         print("|---|---:|---:|---:|---:|")
         print(f"| plain `nbgrader autograde`, sequential | {units} | {plain:.0f} | {60 * units / plain:.1f} | 1.0 |")
         print(f"| `nn-course grade --jobs {args.jobs}` | {units} | {ours:.0f} | {60 * units / ours:.1f} | "
               f"**{plain / ours:.2f}** |")
-        print(f"\nPer graded notebook (median of {len(records)}): total {med('total'):.2f} s = nbgrader "
+        print(f"\nPer graded notebook (median of {len(graded)}): total {med('total'):.2f} s = nbgrader "
               f"{med('autograde'):.2f} s (cells {med('autograde_cells'):.2f} s) + re-check {med('recheck'):.2f} s "
               f"(cells {med('recheck_cells'):.2f} s) + intake {med('intake'):.3f} s.")
         print(f"Overhead beyond the cells' own run time (total - cells of both runs): median "
               f"{statistics.median(overhead):.2f} s, mean {statistics.mean(overhead):.2f} s per notebook.")
-        print(f"Feedback HTML (nbgrader generate_feedback, one process): {feedback:.0f} s for {len(records)} "
-              f"notebooks, {feedback / max(1, len(records)):.2f} s each.")
+        print(f"Feedback HTML (nbgrader generate_feedback, one process): {feedback_seconds:.0f} s for {len(graded)} "
+              f"notebooks, {feedback_seconds / max(1, len(graded)):.2f} s each.")
         print(f"Plain nbgrader per notebook: {plain / units:.2f} s.")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 import nbtools  # noqa: E402
-from autograder import build  # noqa: E402
+from autograder.instructor import build, nbcells  # noqa: E402
 
 
 def graded_times(names, repeats):
@@ -45,7 +45,7 @@ def graded_times(names, repeats):
         build.generate(tmp)
         course = tmp / "course"
         for name in names:
-            (release_nb,) = build.notebooks(tmp / "release" / name)
+            (release_nb,) = nbcells.notebooks(tmp / "release" / name)
             source = nbformat.read(nbtools.source_notebook(name), as_version=4)
             target = course / "submitted" / "reference" / name
             shutil.copytree(tmp / "release" / name, target)
@@ -80,7 +80,7 @@ def main():
     ap.add_argument("names", nargs="*", help="assignments (default: all)")
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
-    names = args.names or build.assignments(ROOT)
+    names = args.names or nbcells.assignments(ROOT)
     print(f"load average at start: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores", flush=True)
     source = {name: nbtools.run_source(name)[1] for name in names}
     graded = graded_times(names, args.repeats)

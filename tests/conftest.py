@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 import student_env as student_install
-from autograder import build
+from autograder.instructor import build
 
 ROOT = Path(__file__).resolve().parents[1]
 #: How the student install of this session came about, for the summary at the end.

@@ -23,7 +23,8 @@ from nbclient import NotebookClient
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from autograder import build, classroom  # noqa: E402
+from autograder.instructor import build, nbcells  # noqa: E402
+from autograder.instructor.synthetic import answers  # noqa: E402
 
 NOT_IMPLEMENTED = "is not implemented yet"
 
@@ -41,7 +42,7 @@ BLOCK_SOLUTIONS = textwrap.dedent('''
 ''')
 
 
-nbgrader_meta = build.nbgrader_meta
+nbgrader_meta = nbcells.nbgrader_meta
 
 
 def is_test(cell):
@@ -51,7 +52,7 @@ def is_test(cell):
 
 def source_notebook(name):
     """Path of the (single) source notebook of assignment ``name``."""
-    (path,) = build.notebooks(ROOT / "source_notebooks" / name)
+    (path,) = nbcells.notebooks(ROOT / "source_notebooks" / name)
     return path
 
 
@@ -155,9 +156,9 @@ def cell_text(cell):
     return "".join(parts)
 
 
-# The reference answers pasted into a release notebook: one home, autograder.classroom.
-strip_markers = classroom.strip_markers
-with_answers = classroom.with_answers
+# The reference answers pasted into a release notebook: one home, synthetic/answers.py.
+strip_markers = answers.strip_markers
+with_answers = answers.with_answers
 
 
 class StudentFolder:
@@ -172,7 +173,7 @@ class StudentFolder:
         site.mkdir()
         (site / "sitecustomize.py").write_text(BLOCK_SOLUTIONS)
         self.env = {"PYTHONPATH": str(site)}
-        (self.release_path,) = build.notebooks(self.folder)
+        (self.release_path,) = nbcells.notebooks(self.folder)
 
     def release(self):
         return nbformat.read(self.release_path, as_version=4)
@@ -232,7 +233,7 @@ def check_assignment(name, log=print):
 
 if __name__ == "__main__":
     total = []
-    for assignment in sys.argv[1:] or build.assignments(ROOT):
+    for assignment in sys.argv[1:] or nbcells.assignments(ROOT):
         print(f"== {assignment}")
         found = check_assignment(assignment)
         for p in found:

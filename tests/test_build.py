@@ -7,15 +7,15 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autograder import build
+from autograder.instructor import build, nbcells
 
 ROOT = Path(__file__).resolve().parents[1]
-ASSIGNMENTS = build.assignments(ROOT)
+ASSIGNMENTS = nbcells.assignments(ROOT)
 pytestmark = pytest.mark.slow          # every test here runs nbgrader at least once
 
 
 def _first_release_notebook(release):
-    return build.notebooks(Path(release) / ASSIGNMENTS[0])[0]
+    return nbcells.notebooks(Path(release) / ASSIGNMENTS[0])[0]
 
 
 def test_committed_release_equals_a_fresh_build(fresh_release):
@@ -30,12 +30,13 @@ def test_fresh_release_is_clean(fresh_release):
 
 def test_every_assignment_is_built_with_its_kit_and_no_outputs(fresh_release):
     for name in ASSIGNMENTS:
-        (nb_path,) = build.notebooks(fresh_release / name)
+        (nb_path,) = nbcells.notebooks(fresh_release / name)
         nb = nbformat.read(nb_path, as_version=4)
         assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code")
         assert any("raise NotImplementedError()" in c.source for c in nb.cells)
         kit = sorted(p.name for p in (fresh_release / name / build.KIT).iterdir())
-        assert kit == sorted(("__init__.py",) + build.STUDENT_MODULES)
+        assert kit == sorted(build.kit_files())
+        assert kit == sorted(p.name for p in nbcells.PACKAGE.glob("*.py")), "the kit is every module of autograder/"
     assert (fresh_release / "README.md").is_file()
     env = (fresh_release / "environment.yml").read_text()
     requirements = (fresh_release / "requirements.txt").read_text()
@@ -60,7 +61,7 @@ def test_verify_release_catches_every_kind_of_leak(course_copy, fresh_release, t
     release = course_copy / "release"
     shutil.rmtree(release)
     shutil.copytree(fresh_release, release)
-    src = nbformat.read(build.notebooks(course_copy / "source_notebooks" / ASSIGNMENTS[0])[0], as_version=4)
+    src = nbformat.read(nbcells.notebooks(course_copy / "source_notebooks" / ASSIGNMENTS[0])[0], as_version=4)
     path = _first_release_notebook(release)
     nb = nbformat.read(path, as_version=4)
     answer = next(c for c in src.cells if c.metadata.get("nbgrader", {}).get("solution")
@@ -120,5 +121,5 @@ def test_validation_fails_when_tests_fail(course_copy):
     problems = build.validate([release_nb], course_copy)
     assert problems and all("a test fails" in p for p in problems)
     assert build.validate([release_nb], course_copy, invert=True) == []
-    source_nb = build.notebooks(course_copy / "source_notebooks" / name)[0]
+    source_nb = nbcells.notebooks(course_copy / "source_notebooks" / name)[0]
     assert build.validate([source_nb], course_copy) == []

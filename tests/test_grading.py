@@ -21,17 +21,19 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autograder import build, classroom, grading, integrity, intake, report, sandbox
+from autograder.instructor import (build, cli, feedback, intake, integrity, nbcells, nbexec, pool, recheck, records,
+                                   report, sandbox, worker)
+from autograder.instructor.synthetic import adversaries, answers, classroom
 
 ROOT = Path(__file__).resolve().parents[1]
-ASSIGNMENTS = build.assignments(ROOT)
+ASSIGNMENTS = nbcells.assignments(ROOT)
 LIMITS = sandbox.Limits(cell_timeout=10, notebook_timeout=40)
 OWN = ("bug", "adversarial")          # in the test class these submit only their assignment
 
 
 def _notebooks(name):
-    (src,) = build.notebooks(ROOT / "source_notebooks" / name)
-    (rel,) = build.notebooks(ROOT / "release" / name)
+    (src,) = nbcells.notebooks(ROOT / "source_notebooks" / name)
+    (rel,) = nbcells.notebooks(ROOT / "release" / name)
     return nbformat.read(rel, as_version=4), nbformat.read(src, as_version=4)
 
 
@@ -58,11 +60,11 @@ def _write(folder, files):
 
 def test_intake_keeps_a_clean_submission_as_it_is(tmp_path, dense):
     release, source = dense
-    folder = _write(tmp_path / "in", {"04_dense_backprop.ipynb": classroom.with_answers(release, source)})
+    folder = _write(tmp_path / "in", {"04_dense_backprop.ipynb": answers.with_answers(release, source)})
     got = intake.normalize(folder, "04_dense_backprop.ipynb", release, tmp_path / "out")
     assert [f.kind for f in got.findings] == []
     nb = nbformat.read(got.notebook, as_version=4)
-    assert [c.source for c in nb.cells] == [c.source for c in classroom.with_answers(release, source).cells]
+    assert [c.source for c in nb.cells] == [c.source for c in answers.with_answers(release, source).cells]
 
 
 @pytest.mark.parametrize("case, kinds", [
@@ -75,7 +77,7 @@ def test_intake_keeps_a_clean_submission_as_it_is(tmp_path, dense):
 ])
 def test_intake_repairs_what_nbgrader_cannot_grade(tmp_path, dense, case, kinds):
     release, source = dense
-    (adversary,) = [c for c in classroom.ADVERSARIAL if c.name == case]
+    (adversary,) = [c for c in adversaries.ADVERSARIAL if c.name == case]
     files = adversary.build(release, source)
     folder = _write(tmp_path / "in", files)
     before = {p.name: p.read_bytes() for p in folder.glob("*.ipynb")}
@@ -90,17 +92,17 @@ def test_intake_repairs_what_nbgrader_cannot_grade(tmp_path, dense, case, kinds)
 
 def test_intake_joins_the_parts_of_a_split_answer(tmp_path, dense):
     release, source = dense
-    (split,) = [c for c in classroom.ADVERSARIAL if c.name == "split-cell"]
+    (split,) = [c for c in adversaries.ADVERSARIAL if c.name == "split-cell"]
     folder = _write(tmp_path / "in", split.build(release, source))
     got = intake.normalize(folder, "04_dense_backprop.ipynb", release, tmp_path / "out")
     nb = nbformat.read(got.notebook, as_version=4)
     (cell,) = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "dense_backward"]
-    assert cell.source == classroom.reference_answers(source)["dense_backward"]
+    assert cell.source == answers.reference_answers(source)["dense_backward"]
 
 
 def test_intake_reports_an_edited_test_with_its_first_changed_line(tmp_path, dense):
     release, source = dense
-    (edited,) = [c for c in classroom.ADVERSARIAL if c.name == "edited-test"]
+    (edited,) = [c for c in adversaries.ADVERSARIAL if c.name == "edited-test"]
     got = intake.normalize(_write(tmp_path / "in", edited.build(release, source)), "04_dense_backprop.ipynb",
                            release, tmp_path / "out")
     (finding,) = [f for f in got.findings if f.kind == "edited-test"]
@@ -120,11 +122,11 @@ def test_intake_without_anything_to_grade(tmp_path, dense):
 @pytest.mark.parametrize("name", ASSIGNMENTS)
 def test_the_reference_answers_raise_no_suspicion(name):
     release, source = _notebooks(name)
-    student = classroom.with_answers(release, source)
+    student = answers.with_answers(release, source)
     cells = [(label, src) for _, label, src in integrity.student_cells(student, source)]
     found = [f for f in integrity.scan(cells, integrity.provided_names(source)) if f.severity != "info"]
     assert found == [], f"{name}: the reference answers are flagged: {found}"
-    clean, left_out = integrity.clean_notebook(source, student, release)
+    clean, left_out = recheck.clean_notebook(source, student, release)
     assert [f for f in left_out if f.kind == "left-out" and f.severity == "tampering"] == []
 
 
@@ -163,20 +165,20 @@ def test_scan_leaves_ordinary_code_alone(dense):
 
 def test_clean_notebook_keeps_definitions_and_stubs_tampering(dense):
     release, source = dense
-    student = classroom.with_answers(release, source, {
+    student = answers.with_answers(release, source, {
         "dense_forward": "print('hello')\nFACTOR = 2.0\n\n\ndef helper(x):\n    return FACTOR * x\n",
         "dense_backward": "import os\n\n\ndef dense_backward(dH, cache):\n    os._exit(1)\n"})
-    clean, left_out = integrity.clean_notebook(source, student, release)
+    clean, left_out = recheck.clean_notebook(source, student, release)
     sources = {c.metadata.get("nbgrader", {}).get("grade_id"): c.source for c in clean.cells}
     assert "FACTOR = 2.0" in sources["dense_forward"] and "def helper" in sources["dense_forward"]
     assert "print('hello')" not in sources["dense_forward"]
     assert "left out of the re-check" in sources["dense_backward"] and "os._exit" not in sources["dense_backward"]
     assert any(f.kind == "left-out" and f.severity == "tampering" for f in left_out)
-    probes = [i for i, c in enumerate(clean.cells) if c.metadata.get(integrity.ROLE) == "probe"]
+    probes = [i for i, c in enumerate(clean.cells) if c.metadata.get(recheck.ROLE) == "probe"]
     tests = [i for i, c in enumerate(clean.cells) if c.metadata.get("nbgrader", {}).get("grade")
              and c.cell_type == "code"]
-    answers = [i for i, c in enumerate(clean.cells) if c.metadata.get(integrity.ROLE) == "answer"]
-    assert all(i + 1 in probes for i in tests + answers), "a probe after every test and every answer"
+    answer_cells = [i for i, c in enumerate(clean.cells) if c.metadata.get(recheck.ROLE) == "answer"]
+    assert all(i + 1 in probes for i in tests + answer_cells), "a probe after every test and every answer"
     assert probes[0] == 0 and len(probes) < sum(c.cell_type == "code" for c in source.cells)
     hidden = [c for c in clean.cells if "BEGIN HIDDEN TESTS" in c.source]
     assert hidden, "the re-check runs the hidden tests"
@@ -189,7 +191,7 @@ def test_recheck_results_fail_everything_after_a_broken_probe():
         if grade_id:
             c.metadata["nbgrader"] = {"grade": True, "solution": False, "grade_id": grade_id, "points": 1}
         if role:
-            c.metadata[integrity.ROLE] = role
+            c.metadata[recheck.ROLE] = role
         if error:
             c.outputs = [nbformat.v4.new_output("error", ename="AssertionError", evalue=error, traceback=[])]
         return c
@@ -197,10 +199,11 @@ def test_recheck_results_fail_everything_after_a_broken_probe():
         cell(role="probe"), cell("t1"), cell(role="probe"), cell("t2", error="wrong"), cell(role="probe"),
         cell("t3"), cell(role="probe", error="integrity check: numpy.all was replaced"), cell("t4"),
         cell(role="probe")])
-    results = integrity.recheck_results(nb)
-    assert results["t1"] == (True, "") and results["t2"][0] is False
-    assert results["t3"][0] is False and "numpy.all" in results["t3"][1]
-    assert results["t4"][0] is False
+    results = recheck.results(nb)
+    assert results["t1"] == recheck.Result(True)
+    assert results["t2"].passed is False and not results["t2"].tampered, "a failing test is no tampering"
+    assert results["t3"].passed is False and "numpy.all" in results["t3"].message and results["t3"].tampered
+    assert results["t4"].passed is False and results["t4"].tampered
 
 
 # ------------------------------------------------------------------------------ the sandbox
@@ -250,20 +253,20 @@ def scratch_course(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def worker(scratch_course):
+def grading_worker(scratch_course):
     _needs_isolation()
-    w = grading.Worker(scratch_course / "course", LIMITS, index=9)
+    w = worker.Worker(scratch_course / "course", LIMITS, index=9)
     yield w
     w.close()
 
 
-def _run(worker, code, timeout=20):
+def _run(w, code, timeout=20):
     """Execute cells in a kernel of the worker's sandbox; returns the executed notebook."""
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in code])
-    work = worker._fresh_workdir("t", worker.course.source / "02_xor")
-    worker._kernel_env(work)
-    runner = worker.execute(timeout=timeout, notebook_timeout=60, kernel_name="python3",
-                            shutdown_kernel="immediate", startup_timeout=30)
+    work = w._fresh_workdir("t", "02_xor")
+    runner = nbexec.GradingExecute(config=w.config, execution_log=nbexec.ExecutionLog(), timeout=timeout,
+                                   notebook_timeout=60, kernel_name="python3", shutdown_kernel="immediate",
+                                   startup_timeout=30)
     runner.preprocess(nb, {"metadata": {"path": str(work)}})
     return nb
 
@@ -273,9 +276,9 @@ def _out(cell):
 
 
 @pytest.mark.slow
-def test_kernels_cannot_see_the_gradebook_submissions_or_solutions(worker, scratch_course):
+def test_kernels_cannot_see_the_gradebook_submissions_or_solutions(grading_worker, scratch_course):
     course = scratch_course / "course"
-    nb = _run(worker, [
+    nb = _run(grading_worker, [
         f"import os\nprint(sorted(os.listdir({str(course)!r})))",
         f"print(os.path.exists({str(scratch_course / 'source_notebooks' / '02_xor' / '02_xor.ipynb')!r}))",
         f"print(os.path.exists({str(ROOT / 'source_notebooks')!r}) and os.listdir({str(ROOT / 'source_notebooks')!r}))",
@@ -287,12 +290,12 @@ def test_kernels_cannot_see_the_gradebook_submissions_or_solutions(worker, scrat
     assert _out(nb.cells[2]).strip() in ("False", "[]")
     assert "Error" in _out(nb.cells[3]) and not (course / "intruder.txt").exists()
     assert "bwrap" in _out(nb.cells[4]), "the kernel runs in a PID namespace of its own"
-    assert _out(nb.cells[5]).strip().startswith(str(worker.scratch)), "the kernel imports the assignment's kit"
+    assert _out(nb.cells[5]).strip().startswith(str(grading_worker.scratch)), "the kernel imports the assignment's kit"
 
 
 @pytest.mark.slow
-def test_kernel_limits_interrupt_memory_and_death(worker):
-    nb = _run(worker, [
+def test_kernel_limits_interrupt_memory_and_death(grading_worker):
+    nb = _run(grading_worker, [
         "import time\nwhile True:\n    time.sleep(0.01)",
         "x = bytearray(8 * 1024 ** 3)",
         "print('still alive')",
@@ -323,53 +326,52 @@ def graded_class(scratch_course):
                                   only_their_own=OWN)
     before = {"source": _digest(out / "source_notebooks"), "release": _digest(out / "release"),
               "submissions": _digest(subs)}
-    summary = grading.grade(subs, out / "course", jobs=2, limits=LIMITS, progress=False, log=lambda *a: None)
+    summary = pool.grade(subs, out / "course", jobs=2, limits=LIMITS, progress=False, log=lambda *a: None)
     after = {"source": _digest(out / "source_notebooks"), "release": _digest(out / "release"),
              "submissions": _digest(subs)}
-    course = grading.Course(out / "course")
-    records = {(r["student"], r["assignment"]): r for r in grading.ledger_records(course)}
-    return course, roster, records, summary, (before, after)
+    course = records.Course(out / "course")
+    graded = {(r.student, r.assignment): r for r in records.ledger_records(course)}
+    return course, roster, graded, summary, (before, after)
 
 
-ROSTER_NAMES = (["correct01", "blank01"] + [f"bug-{a[:2]}-{k + 1}" for a, bugs in sorted(classroom.load_bugs().items())
+ROSTER_NAMES = (["correct01", "blank01"] + [f"bug-{a[:2]}-{k + 1}" for a, bugs in sorted(answers.load_bugs().items())
                                             for k in range(len(bugs))]
-                + [f"adv-{c.name}" for c in classroom.ADVERSARIAL])
+                + [f"adv-{c.name}" for c in adversaries.ADVERSARIAL])
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("student", ROSTER_NAMES)
 def test_every_student_gets_what_they_deserve(graded_class, student):
-    course, roster, records, _, _ = graded_class
+    course, roster, graded, _, _ = graded_class
     entry = [e for e in roster if e["student"] == student]
     assert entry, f"{student} is not in the class"
-    problems = classroom.check(entry, records, course.assignments, course, only_their_own=OWN)
+    problems = classroom.check(entry, graded, course.assignments, course, only_their_own=OWN)
     assert problems == []
 
 
 @pytest.mark.slow
 def test_the_batch_completes_sandboxed_and_nothing_outside_changes(graded_class):
-    course, roster, records, summary, (before, after) = graded_class
+    course, roster, graded, summary, (before, after) = graded_class
     assert summary.failed == [] and summary.isolated
     assert before == after, "grading changed the source notebooks, the release or the submissions"
     expected = {(e["student"], a) for e in roster for a in course.assignments}
-    assert set(records) == expected, "every student has a record for every assignment"
+    assert set(graded) == expected, "every student has a record for every assignment"
 
 
 @pytest.mark.slow
 def test_the_gradebook_holds_the_final_scores(graded_class):
     from nbgrader.api import Gradebook
 
-    course, _, records, _, _ = graded_class
+    course, _, graded, _, _ = graded_class
     with Gradebook(course.db_url, course.course_id) as gb:
-        for (student, assignment), r in records.items():
-            sub = gb.find_submission_notebook(Path(r["notebook"]).stem, assignment, student) \
-                if r.get("notebook") else None
+        for (student, assignment), r in graded.items():
+            sub = gb.find_submission_notebook(Path(r.notebook).stem, assignment, student) if r.notebook else None
             if sub is None:
                 continue
             for g in sub.grades:
-                entry = r["scores"].get(g.name)
-                if entry and entry["kind"] == "test":
-                    assert g.auto_score == entry["final"], (student, assignment, g.name)
+                entry = r.scores.get(g.name)
+                if entry and entry.kind == "test":
+                    assert g.auto_score == entry.final, (student, assignment, g.name)
         tampered = gb.find_submission_notebook("04_dense_backprop", "04_dense_backprop", "adv-patch-checks")
         assert any(g.needs_manual_grade for g in tampered.grades), "a tampered submission is marked for review"
 
@@ -384,7 +386,7 @@ def test_rerun_grades_nothing_and_repairs_a_changed_gradebook(graded_class):
         grade = [g for g in sub.grades if g.name == "test_dense_backward"][0]
         grade.auto_score = 0.0
         gb.db.commit()
-    summary = grading.grade(course.root.parent / "submissions", course.dir, jobs=1, limits=LIMITS,
+    summary = pool.grade(course.root.parent / "submissions", course.dir, jobs=1, limits=LIMITS,
                             progress=False, log=lambda *a: None)
     assert summary.graded == 0 and summary.failed == []
     assert any("correct01/test_dense_backward" in line for line in summary.reconciled)
@@ -409,12 +411,12 @@ def _hidden_lines(source_nb):
 
 @pytest.mark.slow
 def test_feedback_shows_no_hidden_test(graded_class):
-    course, _, records, _, _ = graded_class
+    course, _, graded, _, _ = graded_class
     checked = 0
-    for (student, assignment), r in records.items():
-        if r.get("status") != "graded":
+    for (student, assignment), r in graded.items():
+        if r.status != "graded":
             continue
-        path = report.feedback_path(course, r)
+        path = feedback.feedback_path(course, r)
         assert path.exists(), f"no feedback for {student}/{assignment}"
         text = html.unescape(re.sub(r"<[^>]+>", "", path.read_text(encoding="utf-8")))
         assert "BEGIN HIDDEN TESTS" not in text
@@ -424,13 +426,13 @@ def test_feedback_shows_no_hidden_test(graded_class):
                 assert line not in text, f"{student}/{assignment}: feedback shows hidden test line {line!r}"
         checked += 1
     assert checked >= 20
-    bug = records[("bug-04-1", "04_dense_backprop")]
-    assert "transposed" in report.feedback_path(course, bug).read_text(encoding="utf-8")
+    bug = graded[("bug-04-1", "04_dense_backprop")]
+    assert "transposed" in feedback.feedback_path(course, bug).read_text(encoding="utf-8")
 
 
 @pytest.mark.slow
 def test_report_has_grades_diagnoses_flags_and_plots(graded_class, tmp_path):
-    course, roster, records, _, _ = graded_class
+    course, roster, _, _, _ = graded_class
     index = report.report(course.dir, tmp_path / "report", log=lambda *a: None)
     text = index.read_text(encoding="utf-8")
     for student in ("adv-patch-checks", "adv-import-solutions", "adv-os-exit"):
@@ -466,16 +468,16 @@ def test_an_lms_zip_is_collected_and_graded(scratch_course, tmp_path):
     release, source = _notebooks("02_xor")
     archive = tmp_path / "lms-download.zip"
     with zipfile.ZipFile(archive, "w") as z:
-        z.writestr("submissions/ada_02_xor.ipynb", nbformat.writes(classroom.with_answers(release, source)))
+        z.writestr("submissions/ada_02_xor.ipynb", nbformat.writes(answers.with_answers(release, source)))
         z.writestr("submissions/bea_02_xor (1).ipynb", nbformat.writes(release))
-    summary = grading.grade(archive, out / "course", jobs=1, limits=LIMITS, progress=False, log=lambda *a: None)
-    course = grading.Course(out / "course")
-    ada = grading.read_ledger(course, "02_xor", "ada")
-    bea = grading.read_ledger(course, "02_xor", "bea")
+    summary = pool.grade(archive, out / "course", jobs=1, limits=LIMITS, progress=False, log=lambda *a: None)
+    course = records.Course(out / "course")
+    ada = records.read_ledger(course, "02_xor", "ada")
+    bea = records.read_ledger(course, "02_xor", "bea")
     assert summary.failed == []
-    assert all(s["final"] == s["max"] for s in ada["scores"].values() if s["kind"] == "test")
-    assert all(s["final"] == 0 for s in bea["scores"].values() if s["kind"] == "test")
-    assert "wrong-file-name" in {f["kind"] for f in bea["flags"]}
+    assert all(s.full for s in ada.tests.values())
+    assert all(s.final == 0 for s in bea.tests.values())
+    assert "wrong-file-name" in {f.kind for f in bea.flags}
 
 
 @pytest.mark.slow
@@ -489,9 +491,9 @@ def test_kill_9_in_the_middle_loses_and_duplicates_nothing(scratch_course, tmp_p
     for student in ("s1", "s2", "s3"):
         for name in names:
             release, source = _notebooks(name)
-            classroom.write_submission(subs / student / name, {f"{name}.ipynb": classroom.with_answers(release, source)})
+            classroom.write_submission(subs / student / name, {f"{name}.ipynb": answers.with_answers(release, source)})
     ledger = out / "course" / "grading" / "ledger"
-    proc = subprocess.Popen([sys.executable, "-m", "autograder.cli", "grade", str(subs), "--course", str(out / "course"),
+    proc = subprocess.Popen([sys.executable, "-m", "autograder.instructor.cli", "grade", str(subs), "--course", str(out / "course"),
                              "--jobs", "2", "--no-progress"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     deadline = time.monotonic() + 180
@@ -501,11 +503,10 @@ def test_kill_9_in_the_middle_loses_and_duplicates_nothing(scratch_course, tmp_p
     proc.wait()
     first = len(list(ledger.glob("*/*.json")))
     assert 1 <= first < 3 * len(ASSIGNMENTS), "killed in the middle"
-    course = grading.Course(out / "course")
-    summary = grading.grade(subs, out / "course", jobs=2, limits=LIMITS, progress=False, log=lambda *a: None)
+    course = records.Course(out / "course")
+    summary = pool.grade(subs, out / "course", jobs=2, limits=LIMITS, progress=False, log=lambda *a: None)
     assert summary.failed == [] and summary.skipped >= 1
-    records = grading.ledger_records(course)
-    assert len(records) == 3 * len(course.assignments)
+    assert len(records.ledger_records(course)) == 3 * len(course.assignments)
     with Gradebook(course.db_url, course.course_id) as gb:
         for student in ("s1", "s2", "s3"):
             for name in names:
@@ -517,8 +518,6 @@ def test_kill_9_in_the_middle_loses_and_duplicates_nothing(scratch_course, tmp_p
 
 # ------------------------------------------------------------------------------ the command line
 def test_commands_say_what_to_do_with_bad_input(tmp_path, capsys):
-    from autograder import cli
-
     (tmp_path / "course").mkdir()
     assert cli.main(["grade", str(tmp_path / "nowhere"), "--course", str(tmp_path / "course")]) == 1
     assert "nbgrader_config.py" in capsys.readouterr().err

@@ -19,7 +19,7 @@ import nbformat
 import pytest
 
 import nbtools
-from autograder import build
+from autograder.instructor import build, nbcells
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -79,7 +79,7 @@ def test_the_probe_sees_sliders_when_nothing_says_headless(probe):
 BYPASS = re.compile(r"\bipywidgets\b|(?<![\w.])interact(?:ive|_manual)?\s*\(|\binteractive_output\b")
 
 
-@pytest.mark.parametrize("name", build.assignments(ROOT))
+@pytest.mark.parametrize("name", nbcells.assignments(ROOT))
 def test_notebooks_build_sliders_only_through_widgets_interactive(name):
     nb = nbformat.read(nbtools.source_notebook(name), as_version=4)
     bypass = [(i, m.group(0)) for i, c in enumerate(nb.cells) if c.cell_type == "code"

@@ -22,16 +22,17 @@ import nbformat
 import pytest
 
 import nbtools
-from autograder import build, classroom
+from autograder.instructor import build, nbcells
+from autograder.instructor.synthetic import answers
 
 ROOT = Path(__file__).resolve().parents[1]
-ASSIGNMENTS = build.assignments(ROOT)
+ASSIGNMENTS = nbcells.assignments(ROOT)
 pytestmark = pytest.mark.slow
 
 #: Typical bugs per assignment: the answer cell each replaces, the test cell that must fail
 #: (and no other), and words the feedback must show the student. Each bug is graded as a
 #: submission of its own ("bug0", "bug1", ...).
-BUGS = classroom.load_bugs()
+BUGS = answers.load_bugs()
 BUG_CASES = [(name, i) for name in sorted(BUGS) for i in range(len(BUGS[name]))]
 
 
@@ -119,7 +120,7 @@ def _submit(course, student, name, nb, whole_folder):
         shutil.copytree(course.parent / "release" / name, target)
     else:
         target.mkdir(parents=True)
-    (nb_path,) = build.notebooks(course.parent / "release" / name)
+    (nb_path,) = nbcells.notebooks(course.parent / "release" / name)
     nbformat.write(nb, target / nb_path.name)
 
 
@@ -142,7 +143,7 @@ def graded():
         course = tmp / "course"
         for name in ASSIGNMENTS:
             source = nbformat.read(nbtools.source_notebook(name), as_version=4)
-            release = nbformat.read(build.notebooks(tmp / "release" / name)[0], as_version=4)
+            release = nbformat.read(nbcells.notebooks(tmp / "release" / name)[0], as_version=4)
             _submit(course, "reference", name, nbtools.with_answers(release, source), True)
             _submit(course, "blank", name, release, True)
             for i, bug in enumerate(BUGS.get(name, [])):     # an LMS upload: the notebook only
@@ -160,7 +161,7 @@ def graded():
         results = {}
         with Gradebook("sqlite:///" + str(course / "gradebook.db")) as gb:
             for name in ASSIGNMENTS:
-                (nb_path,) = build.notebooks(tmp / "release" / name)
+                (nb_path,) = nbcells.notebooks(tmp / "release" / name)
                 for student in STUDENTS + tuple(f"bug{i}" for i in range(len(BUGS.get(name, [])))):
                     sub = gb.find_submission_notebook(nb_path.stem, name, student)
                     scores = {g.name: (g.score, g.max_score, g.cell.cell_type) for g in sub.grades}

@@ -17,10 +17,10 @@ import pytest
 
 import nbtools
 import student_env as student_install
-from autograder import build
+from autograder.instructor import build, nbcells
 
 ROOT = nbtools.ROOT
-ASSIGNMENTS = build.assignments(ROOT)
+ASSIGNMENTS = nbcells.assignments(ROOT)
 STUDENT_SERVER_EXTENSIONS = ("nbgrader.server_extensions.assignment_list",
                              "nbgrader.server_extensions.validate_assignment")
 STUDENT_LAB_PLUGINS = ("@jupyter/nbgrader:assignment-list", "@jupyter/nbgrader:validate-assignment")
@@ -70,8 +70,8 @@ def test_no_solutions_and_no_instructor_tooling(student_env, tmp_path):
         "['solutions_lib', 'autograder']"
     build.add_kit(tmp_path)                       # an assignment folder: its kit imports, no more
     kit = ("import autograder.checks, autograder.datasets, autograder.widgets, importlib.util as u; "
-           "print(u.find_spec('autograder.build'), u.find_spec('autograder.cli'))")
-    assert student_env.run([str(student_env.python), "-c", kit], cwd=tmp_path).stdout.strip() == "None None"
+           "print(u.find_spec('autograder.instructor'))")
+    assert student_env.run([str(student_env.python), "-c", kit], cwd=tmp_path).stdout.strip() == "None"
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +100,7 @@ def test_release_with_reference_answers_runs_clean_in_the_student_install(name, 
     env, kernel = student_kernel
     folder = tmp_path / name
     shutil.copytree(fresh_release / name, folder)
-    (release_path,) = build.notebooks(folder)
+    (release_path,) = nbcells.notebooks(folder)
     source = nbformat.read(nbtools.source_notebook(name), as_version=4)
     nb = nbtools.with_answers(nbformat.read(release_path, as_version=4), source)
     nb.cells.append(nbformat.v4.new_code_cell(WHERE))

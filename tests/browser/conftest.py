@@ -18,7 +18,7 @@ import nbformat
 import pytest
 
 import labdriver
-from autograder import build
+from autograder.instructor import nbcells
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = Path(__file__).resolve().parent / "screenshots"
@@ -65,8 +65,8 @@ def student_release(fresh_release):
     tmp = Path(tempfile.mkdtemp(prefix="nn-browser-release-"))
     root = tmp / "release"
     shutil.copytree(fresh_release, root)
-    for name in build.assignments(ROOT):
-        (release_path,) = build.notebooks(root / name)
+    for name in nbcells.assignments(ROOT):
+        (release_path,) = nbcells.notebooks(root / name)
         source = nbformat.read(labdriver.nbtools.source_notebook(name), as_version=4)
         answered = labdriver.student_answers(nbformat.read(release_path, as_version=4), source)
         nbformat.write(answered, root / name / f"{name}_answered.ipynb")

@@ -21,11 +21,11 @@ import nbformat
 import pytest
 
 import labdriver
-from autograder import build
+from autograder.instructor import nbcells
 
 pytestmark = pytest.mark.browser
 
-NAMES = build.assignments(labdriver.ROOT)
+NAMES = nbcells.assignments(labdriver.ROOT)
 NOT_IMPLEMENTED = "is not implemented yet"
 SUCCESS = "Success! Your notebook passes all the tests."
 NO_RESPONSE = "You did not provide a response."

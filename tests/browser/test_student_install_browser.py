@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 import labdriver
-from autograder import build
+from autograder.instructor import nbcells
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-NAME = build.assignments(labdriver.ROOT)[0]
+NAME = nbcells.assignments(labdriver.ROOT)[0]
 
 
 @pytest.fixture(scope="module")

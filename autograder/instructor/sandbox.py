@@ -13,7 +13,7 @@ Every grading worker runs its kernels inside one sandbox (``zygote.py`` forks th
   (``--die-with-parent``).
 - **Resources** (set per kernel by the zygote): address space (``memory_mb``), CPU seconds,
   the size of a written file, no core dumps.
-- **Time**: the grader's own per-cell and per-notebook limits (``autograder.grading``).
+- **Time**: the grader's own per-cell and per-notebook limits (``nbexec.GradingExecute``).
 
 Without bubblewrap (``apt-get install bubblewrap``; not on macOS or Windows) grading still
 works, with the resource limits, and every report says that the filesystem walls were

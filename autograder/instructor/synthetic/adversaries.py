@@ -1,69 +1,20 @@
-"""Synthetic students: submissions made from the release, for the demo, the tests and the benchmark.
+"""Submissions that try to break or fool the grader, each with what the grader must do with it.
 
-- ``with_answers(release_nb, source_nb, replace)``: the release notebook with the reference
-  answers filled in (or ``replace[grade_id]`` for some of them).
-- ``load_bugs()``: the catalogue of typical student bugs, per assignment
-  (``notebook_bugs.json``: the answer cell a bug replaces, its source, the one test cell it
-  must fail, and words the feedback must show).
-- ``ADVERSARIAL``: submissions that try to break or fool the grader: endless loops, a dead
-  kernel, a memory bomb, 10 MB of output, ``sys.exit``, deleted, edited, duplicated and split
-  cells, broken JSON, a wrong file name, an old nbformat, a missing notebook, patched numpy,
-  builtins, ``__eq__`` and checks, ``solutions_lib``, reading the gradebook and the source
-  notebooks, writing outside the folder, warnings and stderr output from correct code. Each ``Case`` says what
-  the grader must do with it (``expect``).
-- ``make_class(course, out, ...)``: a whole class of such students, written as a folder laid
-  out like nbgrader's ``submitted/``; returns who is who.
-
-Nothing here is student-facing (the build copies only checks, datasets and widgets).
+``ADVERSARIAL``: endless loops, a dead kernel, a memory bomb, 10 MB of output, ``sys.exit``,
+deleted, edited, duplicated and split cells, broken JSON, a wrong file name, an old nbformat,
+a missing notebook, patched numpy, builtins, ``__eq__`` and checks, ``solutions_lib``,
+reading the gradebook and the source notebooks, writing outside the folder, warnings and
+stderr output from correct code. Each ``Case`` says what the grader must do (``expect``).
 """
 import copy
-import json
-import textwrap
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import nbformat
 
-from .build import nbgrader_meta
-
-BUGS_FILE = Path(__file__).with_name("notebook_bugs.json")
-
-
-def is_answer(cell):
-    return cell.cell_type == "code" and bool(nbgrader_meta(cell).get("solution"))
+from ..nbcells import grade_id as _grade_id
+from .answers import reference_answers, with_answers
 
 
-def strip_markers(source):
-    """A solution cell as the student who gets it right would leave it: markers removed."""
-    keep = [line for line in source.splitlines()
-            if "### BEGIN SOLUTION" not in line and "### END SOLUTION" not in line]
-    return textwrap.dedent("\n".join(keep)) if keep and not keep[0].startswith((" ", "\t")) \
-        else "\n".join(keep)
-
-
-def reference_answers(source_nb):
-    """{grade_id: source} of the reference answer of every answer cell."""
-    return {nbgrader_meta(c)["grade_id"]: strip_markers(c.source) for c in source_nb.cells if is_answer(c)}
-
-
-def with_answers(release_nb, source_nb, replace=None):
-    """The release notebook with answer cells filled: reference answers, or ``replace[grade_id]``."""
-    answers = reference_answers(source_nb)
-    answers.update(replace or {})
-    nb = copy.deepcopy(release_nb)
-    for cell in nb.cells:
-        grade_id = nbgrader_meta(cell).get("grade_id")
-        if is_answer(cell) and grade_id in answers:
-            cell.source = answers[grade_id]
-    return nb
-
-
-def load_bugs():
-    """{assignment: [{"answer", "source", "fails", "phrase"}, ...]}, the catalogued bugs."""
-    return json.loads(BUGS_FILE.read_text(encoding="utf-8"))
-
-
-# ------------------------------------------------------------------------------ adversaries
 @dataclass
 class Case:
     """One adversarial submission.
@@ -119,13 +70,13 @@ TRANSPOSED = ("def dense_backward(dH, cache):\n    X, W, b, Z, activation = cach
 
 def _drop(grade_id):
     def edit(nb):
-        nb.cells = [c for c in nb.cells if nbgrader_meta(c).get("grade_id") != grade_id]
+        nb.cells = [c for c in nb.cells if _grade_id(c) != grade_id]
     return edit
 
 
 def _duplicate(grade_id):
     def edit(nb):
-        i = next(i for i, c in enumerate(nb.cells) if nbgrader_meta(c).get("grade_id") == grade_id)
+        i = next(i for i, c in enumerate(nb.cells) if _grade_id(c) == grade_id)
         twin = copy.deepcopy(nb.cells[i])
         twin["id"] = twin.get("id", "cell") + "-copy"
         nb.cells.insert(i + 1, twin)
@@ -134,7 +85,7 @@ def _duplicate(grade_id):
 
 def _split(grade_id, after_line=3):
     def edit(nb):
-        i = next(i for i, c in enumerate(nb.cells) if nbgrader_meta(c).get("grade_id") == grade_id)
+        i = next(i for i, c in enumerate(nb.cells) if _grade_id(c) == grade_id)
         lines = nb.cells[i].source.split("\n")
         first, second = copy.deepcopy(nb.cells[i]), copy.deepcopy(nb.cells[i])
         first.source, second.source = "\n".join(lines[:after_line]), "\n".join(lines[after_line:])
@@ -146,7 +97,7 @@ def _split(grade_id, after_line=3):
 def _edit_test(grade_id, source):
     def edit(nb):
         for c in nb.cells:
-            if nbgrader_meta(c).get("grade_id") == grade_id:
+            if _grade_id(c) == grade_id:
                 c.source = source
     return edit
 
@@ -316,147 +267,3 @@ ADVERSARIAL = [
              'bar = console_tqdm(range(1, epochs + 1), desc=f"seed {seed}", unit="epoch")      # always on, to stderr')}),
          {"full": ["test_train"], "events": ["stderr"], "no_severity": "tampering"}),
 ]
-
-
-# ------------------------------------------------------------------------------ a class
-def write_submission(folder, files, release_folder=None):
-    """Write one student's assignment folder: the kit (as students have it) and ``files``."""
-    import shutil
-
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    if release_folder is not None and (Path(release_folder) / "autograder").is_dir():
-        shutil.copytree(Path(release_folder) / "autograder", folder / "autograder", dirs_exist_ok=True)
-    for name, content in files.items():
-        if isinstance(content, bytes):
-            (folder / name).write_bytes(content)
-        else:
-            nbformat.write(content, folder / name)
-
-
-def make_class(source_dir, release_dir, out, correct=4, blank=3, bugs=True, adversarial=True,
-               assignments=None, cases=None, only_their_own=("adversarial",)):
-    """Write a synthetic class into ``out`` (laid out like nbgrader's submitted/).
-
-    Students: ``correct`` with the reference answers everywhere; one per catalogued bug (the
-    bug in its assignment, reference answers elsewhere); ``blank`` who hand back the release
-    untouched, everywhere; one per adversarial case. The kinds in ``only_their_own`` submit
-    only the assignment of their bug or attack (the others count as not submitted).
-    ``assignments``: default all.
-    Returns [{"student", "kind", "assignment", "what", "expect"}], one per student.
-    """
-    from . import build
-
-    source_dir, release_dir, out = Path(source_dir), Path(release_dir), Path(out)
-    names = assignments or build.assignments(source_dir.parent)
-    notebooks = {}
-    for name in names:
-        (src,) = build.notebooks(source_dir / name)
-        (rel,) = build.notebooks(release_dir / name)
-        notebooks[name] = (nbformat.read(rel, as_version=4), nbformat.read(src, as_version=4))
-    roster = []
-    for i in range(correct):
-        roster.append({"student": f"correct{i + 1:02d}", "kind": "correct", "assignment": "",
-                       "what": "reference answers everywhere", "expect": {}})
-    if bugs:
-        for assignment, entries in sorted(load_bugs().items()):
-            if assignment not in names:
-                continue
-            for k, bug in enumerate(entries):
-                roster.append({"student": f"bug-{assignment[:2]}-{k + 1}", "kind": "bug",
-                               "assignment": assignment, "what": f"a typical bug in {bug['answer']}",
-                               "expect": {"zero": [bug["fails"]], "only_loses": bug["fails"],
-                                          "phrase": bug["phrase"]}, "bug": bug})
-    for i in range(blank):
-        roster.append({"student": f"blank{i + 1:02d}", "kind": "blank", "assignment": "",
-                       "what": "the release handed back untouched", "expect": {}})
-    if adversarial:
-        for case in cases or ADVERSARIAL:
-            if case.assignment in names:
-                roster.append({"student": f"adv-{case.name}", "kind": "adversarial",
-                               "assignment": case.assignment, "what": case.what, "expect": case.expect,
-                               "case": case})
-    for entry in roster:
-        for name, (release_nb, source_nb) in notebooks.items():
-            if entry["kind"] in only_their_own and name != entry["assignment"]:
-                continue
-            folder = out / entry["student"] / name
-            nb_file = f"{name}.ipynb"
-            if entry["kind"] == "blank":
-                files = {nb_file: release_nb}
-            elif entry["kind"] == "bug" and name == entry["assignment"]:
-                files = {nb_file: with_answers(release_nb, source_nb, {entry["bug"]["answer"]: entry["bug"]["source"]})}
-            elif entry["kind"] == "adversarial" and name == entry["assignment"]:
-                files = entry["case"].build(release_nb, source_nb)
-            else:
-                files = {nb_file: with_answers(release_nb, source_nb)}
-            write_submission(folder, files, release_dir / name)
-    for entry in roster:
-        entry.pop("case", None)
-        entry.pop("bug", None)
-    return roster
-
-
-def check(roster, records, assignments, course=None, only_their_own=("adversarial",)):
-    """What the grader did against what each student of ``make_class`` expects.
-
-    records: {(student, assignment): ledger record}; course (a ``grading.Course``) to look
-    into the autograded notebooks for ``no_output``. Returns a list of problems (empty: every
-    expectation met). Correct students must get full marks everywhere, blank ones 0, a bug
-    must cost exactly its exercise, and every adversarial case its ``expect``.
-    """
-    problems = []
-    for entry in roster:
-        for assignment in assignments:
-            if entry["kind"] in only_their_own and assignment != entry["assignment"]:
-                continue
-            r = records.get((entry["student"], assignment))
-            where = f"{entry['student']}/{assignment}"
-            if r is None:
-                problems.append(f"{where}: not graded")
-                continue
-            tests = {k: v for k, v in r.get("scores", {}).items() if v.get("kind") == "test"}
-            lost = sorted(k for k, v in tests.items() if (v.get("final") or 0) != v.get("max"))
-            expect = entry["expect"] if assignment == entry["assignment"] else {}
-            status = expect.get("status", "graded")
-            if r.get("status") != status:
-                problems.append(f"{where}: status {r.get('status')}, expected {status} {r.get('error', '')[-300:]}")
-                continue
-            if entry["kind"] == "blank" or (entry["kind"] == "adversarial" and status != "graded"):
-                if any(v.get("final") for v in tests.values()):
-                    problems.append(f"{where}: points for nothing: {[k for k, v in tests.items() if v.get('final')]}")
-            elif entry["kind"] in ("correct", "adversarial") and not expect:
-                if lost:
-                    problems.append(f"{where}: reference answers lose {lost}")
-            if "only_loses" in expect and lost != [expect["only_loses"]]:
-                problems.append(f"{where}: the bug should cost {expect['only_loses']} only, it cost {lost}")
-            kinds = {f.get("kind") for f in r.get("flags", [])}
-            for kind in expect.get("flags", []):
-                if kind not in kinds:
-                    problems.append(f"{where}: no {kind} flag (flags: {sorted(kinds)})")
-            severities = {f.get("severity") for f in r.get("flags", [])}
-            if expect.get("severity") and expect["severity"] not in severities:
-                problems.append(f"{where}: not flagged as {expect['severity']}")
-            if expect.get("no_severity") in severities:
-                problems.append(f"{where}: flagged as {expect['no_severity']}: "
-                                f"{[f['message'] for f in r['flags'] if f.get('severity') == expect['no_severity']]}")
-            for g in expect.get("zero", []):
-                if tests.get(g, {}).get("final"):
-                    problems.append(f"{where}: {g} kept {tests[g]['final']} points it did not earn")
-            for g in expect.get("full", []):
-                if g not in tests or tests[g].get("final") != tests[g].get("max"):
-                    problems.append(f"{where}: {g} should keep its points, got {tests.get(g)}")
-            for kind in expect.get("events", []):
-                if kind not in {e.get("kind") for e in r.get("events", [])}:
-                    problems.append(f"{where}: no {kind} event (the case did not test what it should)")
-            for g in expect.get("fools_nbgrader", []):
-                if not tests.get(g, {}).get("nbgrader"):
-                    problems.append(f"{where}: plain nbgrader was expected to give {g} points here")
-            if expect.get("no_output") and course is not None:
-                graded = course.root / "autograded" / entry["student"] / assignment / r["notebook"]
-                cells = nbformat.read(graded, as_version=4).cells if graded.exists() else []
-                text = json.dumps([c.get("outputs", []) for c in cells if c.cell_type == "code"])
-                if expect["no_output"] in text:
-                    problems.append(f"{where}: the submission's code printed {expect['no_output']!r}: "
-                                    "it reached files it must not see")
-    return problems

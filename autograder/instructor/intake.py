@@ -31,27 +31,15 @@ from pathlib import Path
 
 import nbformat
 
-from .build import nbgrader_meta
-
-
-@dataclass
-class Finding:
-    """One thing the grader noticed. ``severity``: info, review or tampering."""
-    kind: str
-    message: str
-    evidence: str = ""
-    severity: str = "info"
-    cell: str = ""
-
-    def as_dict(self):
-        return {k: v for k, v in self.__dict__.items() if v != ""}
+from .nbcells import nbgrader_meta
+from .records import Flag
 
 
 @dataclass
 class Intake:
     """The result of ``normalize``: the notebook nbgrader will grade (None: nothing to grade)."""
     notebook: Path = None
-    findings: list = field(default_factory=list)
+    findings: list = field(default_factory=list)      # [Flag]
 
 
 def expected_cells(nb):
@@ -61,7 +49,7 @@ def expected_cells(nb):
 
 # ------------------------------------------------------------------------------ reading
 def read_notebook(path):
-    """(NotebookNode or None, [Finding]): a notebook as well as it can be read."""
+    """(NotebookNode or None, [Flag]): a notebook as well as it can be read."""
     raw = Path(path).read_bytes()
     text = raw.decode("utf-8", errors="replace")
     findings = []
@@ -70,23 +58,23 @@ def read_notebook(path):
     except ValueError as err:
         data = _salvage(text)
         if data is None:
-            return None, [Finding("unreadable", f"{Path(path).name} is not a notebook: it is not "
+            return None, [Flag("unreadable", f"{Path(path).name} is not a notebook: it is not "
                                   f"valid JSON ({err}) and no cell could be recovered.",
                                   evidence=text[:200], severity="review")]
-        findings.append(Finding("invalid-json", f"{Path(path).name} is broken JSON ({err}); "
+        findings.append(Flag("invalid-json", f"{Path(path).name} is broken JSON ({err}); "
                                 f"{len(data['cells'])} cells before the break were recovered and "
                                 "graded, the rest is lost.", evidence=f"at {err}", severity="review"))
     if not isinstance(data, dict) or not isinstance(data.get("cells", data.get("worksheets")), list):
-        return None, findings + [Finding("unreadable", f"{Path(path).name} is JSON but not a "
+        return None, findings + [Flag("unreadable", f"{Path(path).name} is JSON but not a "
                                          "notebook (no list of cells).", severity="review")]
     major = data.get("nbformat", 4)
     try:
         nb = nbformat.reads(json.dumps(data), as_version=4)
     except Exception as err:               # noqa: BLE001  (any nbformat failure is reported)
-        return None, findings + [Finding("unreadable", f"{Path(path).name} could not be read as a "
+        return None, findings + [Flag("unreadable", f"{Path(path).name} could not be read as a "
                                          f"notebook: {err}", severity="review")]
     if isinstance(major, int) and major < 4:
-        findings.append(Finding("old-nbformat", f"{Path(path).name} uses nbformat {major}; it was "
+        findings.append(Flag("old-nbformat", f"{Path(path).name} uses nbformat {major}; it was "
                                 "converted to nbformat 4 before grading."))
     for cell in nb.cells:
         cell.setdefault("metadata", {})
@@ -122,7 +110,7 @@ def _salvage(text):
 def repair_cells(nb, release_nb):
     """Fix the cell structure of ``nb`` in place against the release it was made from.
 
-    Returns [Finding]. Locked cells are compared with their release version (what the
+    Returns [Flag]. Locked cells are compared with their release version (what the
     student was given, without hidden tests).
     """
     findings = []
@@ -135,7 +123,7 @@ def repair_cells(nb, release_nb):
             continue
         if grade_id not in expected:
             cell.metadata.pop("nbgrader", None)
-            findings.append(Finding("unknown-cell", f"a cell carried nbgrader metadata of "
+            findings.append(Flag("unknown-cell", f"a cell carried nbgrader metadata of "
                                     f"'{grade_id}', which this assignment does not have; it is "
                                     "graded as an ordinary cell.", cell=grade_id))
             keep.append(cell)
@@ -147,11 +135,11 @@ def repair_cells(nb, release_nb):
         first, source = seen[grade_id], expected[grade_id]
         if nbgrader_meta(source).get("solution") and not nbgrader_meta(source).get("locked"):
             first.source = first.source + "\n" + cell.source   # the split point becomes a line break again
-            findings.append(Finding("split-cell", f"the answer cell '{grade_id}' was split into "
+            findings.append(Flag("split-cell", f"the answer cell '{grade_id}' was split into "
                                     "parts with the same grade_id; they were joined again before "
                                     "grading.", evidence=cell.source[:300], cell=grade_id))
         else:
-            findings.append(Finding("duplicated-test", f"the locked cell '{grade_id}' appears more "
+            findings.append(Flag("duplicated-test", f"the locked cell '{grade_id}' appears more "
                                     "than once; the copies were removed (each test counts once).",
                                     evidence=cell.source[:300], severity="review", cell=grade_id))
     nb.cells = keep
@@ -160,7 +148,7 @@ def repair_cells(nb, release_nb):
         meta = nbgrader_meta(source)
         if grade_id not in seen:
             what = "answer" if meta.get("solution") else "test" if meta.get("grade") else "locked"
-            findings.append(Finding("deleted-cell", f"the {what} cell '{grade_id}' was missing; it "
+            findings.append(Flag("deleted-cell", f"the {what} cell '{grade_id}' was missing; it "
                                     "was put back from the release before grading"
                                     + (" (as the empty answer)." if what == "answer" else "."),
                                     severity="review" if what == "test" else "info", cell=grade_id))
@@ -168,7 +156,7 @@ def repair_cells(nb, release_nb):
             seen[grade_id] = source
         elif meta.get("locked") and not meta.get("solution") and seen[grade_id].source != source.source:
             if meta.get("grade"):
-                findings.append(Finding("edited-test", f"the test cell '{grade_id}' was edited; "
+                findings.append(Flag("edited-test", f"the test cell '{grade_id}' was edited; "
                                         "nbgrader restores the original before grading.",
                                         evidence=_first_difference(source.source, seen[grade_id].source),
                                         severity="review", cell=grade_id))
@@ -201,11 +189,11 @@ def _first_difference(original, edited):
 
 # ------------------------------------------------------------------------------ one folder
 def find_notebook(folder, expected_name, release_nb):
-    """(path or None, [Finding]): the notebook of ``folder`` that is the assignment's."""
+    """(path or None, [Flag]): the notebook of ``folder`` that is the assignment's."""
     folder = Path(folder)
     found = sorted(p for p in folder.glob("*.ipynb") if p.is_file()) if folder.is_dir() else []
     if not found:
-        return None, [Finding("missing-notebook", f"no notebook was submitted (expected "
+        return None, [Flag("missing-notebook", f"no notebook was submitted (expected "
                               f"{expected_name}).", severity="review")]
     exact = [p for p in found if p.name == expected_name]
     if exact:
@@ -221,11 +209,11 @@ def find_notebook(folder, expected_name, release_nb):
             except (ValueError, AttributeError):
                 return -1
         chosen = max(found, key=overlap)
-        findings = [Finding("wrong-file-name", f"the notebook was submitted as '{chosen.name}' "
+        findings = [Flag("wrong-file-name", f"the notebook was submitted as '{chosen.name}' "
                             f"instead of '{expected_name}'; it was renamed for grading.")]
     for other in found:
         if other != chosen:
-            findings.append(Finding("extra-notebook", f"'{other.name}' is not part of the "
+            findings.append(Flag("extra-notebook", f"'{other.name}' is not part of the "
                                     "assignment and was not graded."))
     return chosen, findings
 

@@ -3,14 +3,14 @@
     nn-course demo [--out demo-class] [--jobs N] [--correct 4] [--blank 3]
 
 1. copies the course (source notebooks, nbgrader config) into ``--out`` and builds its
-   release and gradebook with nbgrader (``autograder.build``);
-2. writes a class (``autograder.classroom.make_class``): students with the reference
+   release and gradebook with nbgrader (``build.py``);
+2. writes a class (``classroom.make_class``): students with the reference
    answers, one student per catalogued bug, blank notebooks, and one student per adversarial
    case (endless loops, a dead kernel, a memory bomb, tampering with numpy or the checks,
    reading the gradebook, broken files ...); the roster goes to ``course/roster.csv`` and
    into the gradebook;
-3. grades it all with ``autograder.grading`` (parallel, sandboxed, re-checked);
-4. writes the grades, the feedback and the class report (``autograder.report``);
+3. grades it all with ``pool.grade`` (parallel, sandboxed, re-checked);
+4. writes the grades, the feedback and the class report (``report.py``);
 5. prints the grade table and checks every student's expected outcome: each catalogued bug
    costs exactly its exercise, no adversary keeps a point it did not earn, and each is
    flagged as it should be.
@@ -22,7 +22,9 @@ import shutil
 import time
 from pathlib import Path
 
-from . import build, classroom, grading, report, sandbox
+from .. import build, nbcells, pool, report, sandbox
+from ..records import Course, ledger_records
+from . import classroom
 
 #: Limits for the demo: tighter than the course's (60 s per cell), so that the endless loop
 #: of the adversarial corpus costs seconds, not minutes. No reference cell needs 5 s here.
@@ -31,7 +33,7 @@ DEMO_LIMITS = sandbox.Limits(cell_timeout=15, notebook_timeout=60)
 
 def prepare(out, root=None, log=print):
     """A copy of the course in ``out`` with its release and gradebook built; returns its course/."""
-    root = Path(root or build.find_root())
+    root = Path(root or nbcells.find_root())
     out = Path(out).resolve()
     if out.exists():
         shutil.rmtree(out)
@@ -50,7 +52,7 @@ def enrol(course_dir, roster):
     """Write course/roster.csv and put every student into the gradebook (as nbgrader's db import)."""
     from nbgrader.api import Gradebook
 
-    course = grading.Course(course_dir)
+    course = Course(course_dir)
     with open(course.root / "roster.csv", "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(["id", "first_name", "last_name", "email"])
@@ -69,13 +71,13 @@ def grade_table(course, roster, records):
         cells, flags = [], set()
         for assignment in course.assignments:
             r = records.get((entry["student"], assignment))
-            tests = [s for s in (r or {}).get("scores", {}).values() if s.get("kind") == "test"]
-            maximum = sum(s["max"] for s in tests)
-            if r is None or r.get("status") == "missing" and entry["kind"] == "adversarial":
+            tests = list(r.tests.values()) if r else []
+            maximum = sum(s.max for s in tests)
+            if r is None or r.status == "missing" and entry["kind"] == "adversarial":
                 cells.append("     -")
             else:
-                cells.append(f"{100 * sum(s['final'] or 0 for s in tests) / maximum:6.0f}" if maximum else "     ?")
-            flags |= {f["kind"] for f in (r or {}).get("flags", []) if f.get("severity") in ("tampering", "review")}
+                cells.append(f"{100 * sum(s.final or 0 for s in tests) / maximum:6.0f}" if maximum else "     ?")
+            flags |= {f.kind for f in r.actionable_flags} if r else set()
         lines.append(f"{entry['student']:<26} {entry['kind']:<12}" + "".join(cells) + "   "
                      + ", ".join(sorted(flags)))
     return "\n".join(lines)
@@ -86,10 +88,11 @@ def holes(roster, records):
     lines = []
     for entry in roster:
         for grade_id in entry["expect"].get("fools_nbgrader", []):
-            r = records.get((entry["student"], entry["assignment"]), {})
-            s = r.get("scores", {}).get(grade_id, {})
-            lines.append(f"  {entry['student']}: {grade_id}: nbgrader in the student's kernel "
-                         f"{s.get('nbgrader')} of {s.get('max')} points, after the re-check {s.get('final')}")
+            r = records.get((entry["student"], entry["assignment"]))
+            s = r.scores.get(grade_id) if r else None
+            if s is not None:
+                lines.append(f"  {entry['student']}: {grade_id}: nbgrader in the student's kernel "
+                             f"{s.nbgrader} of {s.max} points, after the re-check {s.final}")
     return lines
 
 
@@ -104,13 +107,13 @@ def demo(out="demo-class", jobs=None, correct=4, blank=3, limits=DEMO_LIMITS, pr
     kinds = {k: sum(e["kind"] == k for e in roster) for k in ("correct", "bug", "blank", "adversarial")}
     log(f"class of {len(roster)} students: " + ", ".join(f"{n} {k}" for k, n in kinds.items())
         + f" ({out / 'submissions'})")
-    summary = grading.grade(out / "submissions", course_dir, jobs=jobs, limits=limits, progress=progress, log=log)
+    summary = pool.grade(out / "submissions", course_dir, jobs=jobs, limits=limits, progress=progress, log=log)
     if not summary.isolated:
         log("NOTE: bubblewrap is missing, so kernels ran without filesystem walls "
             "(apt-get install bubblewrap); the integrity scan and the re-check still ran.")
     index = report.report(course_dir, out / "report", log=log)
-    course = grading.Course(course_dir)
-    records = {(r["student"], r["assignment"]): r for r in grading.ledger_records(course)}
+    course = Course(course_dir)
+    records = {(r.student, r.assignment): r for r in ledger_records(course)}
     log("\nAutograded score per assignment (%), '-' = not submitted:\n" + grade_table(course, roster, records))
     lines = holes(roster, records)
     if lines:

@@ -7,7 +7,7 @@ starts no thread, and forks a fresh kernel for every notebook. A forked kernel i
 process with its own memory: nothing a student's code does in it reaches the zygote or the
 next kernel.
 
-Run by the grader (``autograder.grading``), as a script so that it does not import the
+Run by the grading worker (``worker.py``), as a script so that it does not import the
 ``autograder`` package (the kernels must import the assignment's own ``autograder`` kit):
 
     python zygote.py serve SOCKET [--preload MOD,MOD,...] [--sweep]
@@ -85,10 +85,6 @@ def serve(socket_path, preload=DEFAULT_PRELOAD, sweep=False):
         request = json.loads(stream.readline() or "{}")
         if request.get("sweep"):
             _send(stream, {"killed": _sweep() if sweep else 0})
-            conn.close()
-            continue
-        if request.get("ping"):
-            _send(stream, {"pong": os.getpid()})
             conn.close()
             continue
         if os.fork() == 0:
@@ -252,7 +248,7 @@ def launch(socket_path, argv):
 
 
 def request(socket_path, message, timeout=30):
-    """Send one message to the zygote and return its answer (``ping``, ``sweep``)."""
+    """Send one message to the zygote (``{"sweep": true}``) and return its answer."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.settimeout(timeout)
     sock.connect(socket_path)

@@ -5,9 +5,9 @@
 1. ``nbgrader generate_assignment`` for every assignment of ``source_notebooks/`` (folders
    named ``NN_topic``), from ``course/`` and with its ``nbgrader_config.py``, into
    ``release/``. nbgrader strips the solutions, the hidden tests and all outputs.
-   Before that it puts the student kit into every source assignment folder: the
-   student-facing modules of ``autograder`` (``checks``, ``datasets``, ``widgets``), which
-   hold no solution. nbgrader copies it into the release like any assignment file, so a
+   Before that it puts the student kit into every source assignment folder: every module
+   at the top of ``autograder/`` (its ``__init__``, ``checks``, ``datasets``, ``widgets``),
+   which hold no solution. nbgrader copies it into the release like any assignment file, so a
    student who receives one assignment folder can run it, and ``nbgrader autograde``
    restores it over a student's copy. Then it writes ``release/README.md`` (how students
    set up and work), ``release/requirements.txt`` and ``release/environment.yml`` (what they
@@ -33,16 +33,11 @@ from pathlib import Path
 
 import nbformat
 
-#: Modules of ``autograder`` that students get (the rest is instructor tooling).
-STUDENT_MODULES = ("checks.py", "datasets.py", "widgets.py")
-#: The folder the kit goes into, inside every release assignment.
-KIT = "autograder"
-KIT_INIT = '''"""Helpers for this assignment: the checks its test cells call, data loaders, widgets.
+from .nbcells import (PACKAGE, CourseError, assignments, find_root, kit_modules, load_config, nbgrader_meta,
+                      notebooks)
 
-Copied from the course repository's ``autograder`` package by ``nn-course build``; do not edit
-(a fresh build replaces it). Nothing here contains a solution.
-"""
-'''
+#: The folder the kit goes into, inside every assignment: the modules at the top of ``autograder/``.
+KIT = "autograder"
 #: Dependencies students do not list themselves (nbgrader, which they do get, brings both).
 INSTRUCTOR_ONLY = ("nbformat", "nbclient")
 #: Files the build writes at the top of release/, next to the assignments.
@@ -58,56 +53,9 @@ STUDENT_SETUP_COMMANDS = (
     "jupyter labextension disable --level=sys_prefix @jupyter/nbgrader:create-assignment",
     "jupyter labextension disable --level=sys_prefix @jupyter/nbgrader:course-list",
 )
-STUDENT_README = """# Neural networks from scratch: your assignments
+#: What students read first, at the top of the release (filled in by ``write_student_files``).
+STUDENT_README = Path(__file__).with_name("templates") / "student_README.md"
 
-Each folder is one assignment: open the notebook inside it in JupyterLab and work from top to
-bottom. Fill in every `YOUR CODE HERE` (and `YOUR ANSWER HERE`), run the cell, then run the
-test cell below it: it either says the tests passed or tells you what is wrong.
-
-{assignments}
-
-## Setting up (once)
-
-You need Python {python} or newer. With pip, in a fresh virtual environment:
-
-    python -m venv nn-course-env
-    source nn-course-env/bin/activate        # on Windows: nn-course-env\\Scripts\\activate
-    pip install -r requirements.txt
-
-or with conda (or mamba):
-
-    conda env create -f environment.yml
-    conda activate nn-course-student
-
-Then, in the activated environment, switch off nbgrader's instructor tools (they are for
-grading; you do not need them):
-
-{setup_commands}
-
-## Working
-
-Start JupyterLab in this folder (activate the environment first) and open an assignment:
-
-    jupyter lab
-
-Sliders under the figures redraw them as you move them (click a slider, then the arrow keys move
-it one step). The **Validate** button in the notebook's toolbar saves the notebook, runs it from
-top to bottom the way grading does, and lists every test that still fails; "Success! Your
-notebook passes all the tests." means every visible test passes (hidden tests are run at
-grading). If your course hands out assignments through nbgrader, *Nbgrader > Assignment List*
-fetches and submits them.
-
-Everything runs offline. Each assignment folder carries its own `autograder/` folder: the
-checks the test cells call, the data loaders and the widgets. Keep it next to the notebook and
-do not edit it (it holds no solutions, and your grade does not come from it: the instructor
-grades with the original tests).
-
-To hand in, return the notebook (with its folder, if your course asks for that) the way your
-instructor tells you. Do not rename the notebook, and do not delete or split cells: the
-graded cells carry metadata that grading relies on.
-"""
-
-ASSIGNMENT_NAME = re.compile(r"^\d\d_[a-z0-9_]+$")
 #: Markers nbgrader uses in source notebooks; none may survive into the release.
 MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS",
            "BEGIN MARK SCHEME", "END MARK SCHEME")
@@ -115,42 +63,8 @@ MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN T
 FORBIDDEN = ("solutions_lib",)
 
 
-class BuildError(RuntimeError):
+class BuildError(CourseError):
     """The release could not be built, or it is not clean; the message lists every problem."""
-
-
-# ---------------------------------------------------------------- where things are
-def find_root(start=None):
-    """The course repository: the folder with ``course/nbgrader_config.py``.
-
-    Looked for from ``start`` (default: the current folder) upwards, then next to this
-    package (an editable install).
-    """
-    candidates = []
-    here = Path(start or os.getcwd()).resolve()
-    candidates += [here, *here.parents]
-    candidates.append(Path(__file__).resolve().parents[1])
-    for folder in candidates:
-        if (folder / "course" / "nbgrader_config.py").is_file() and (folder / "source_notebooks").is_dir():
-            return folder
-    raise BuildError("no course repository found: run this inside the repository (the folder "
-                     "with course/nbgrader_config.py and source_notebooks/), or pass --root")
-
-
-def assignments(root):
-    """Names of the assignments, in course order: folders ``source_notebooks/NN_topic``."""
-    folder = Path(root) / "source_notebooks"
-    names = sorted(p.name for p in folder.iterdir()
-                   if p.is_dir() and ASSIGNMENT_NAME.match(p.name) and any(p.glob("*.ipynb")))
-    if not names:
-        raise BuildError(f"no assignments in {folder}: expected folders like 01_perceptron/ "
-                         "holding the source notebooks")
-    return names
-
-
-def notebooks(folder):
-    """The notebooks of one assignment folder, sorted."""
-    return sorted(p for p in Path(folder).glob("*.ipynb") if not p.name.startswith("."))
 
 
 # ---------------------------------------------------------------- nbgrader
@@ -233,10 +147,10 @@ def write_student_files(root, target, names):
     """
     deps, python = _student_dependencies(root)
     listing = "\n".join(f"- `{name}/`" for name in names)
-    (Path(target) / "README.md").write_text(
-        STUDENT_README.format(assignments=listing, python=python.lstrip(">="),
-                              setup_commands="\n".join(f"    {c}" for c in STUDENT_SETUP_COMMANDS)),
-        encoding="utf-8")
+    readme = STUDENT_README.read_text(encoding="utf-8").format(
+        assignments=listing, python=python.lstrip(">="),
+        setup_commands="\n".join(f"    {c}" for c in STUDENT_SETUP_COMMANDS))
+    (Path(target) / "README.md").write_text(readme, encoding="utf-8")
     (Path(target) / "requirements.txt").write_text(
         "# What students install: pip install -r requirements.txt (see README.md for the rest)\n"
         "# (generated by `nn-course build` from the course's pyproject.toml)\n"
@@ -260,23 +174,16 @@ def add_kit(folder):
     if kit.exists():
         shutil.rmtree(kit)
     kit.mkdir()
-    package = Path(__file__).resolve().parent
-    for module in STUDENT_MODULES:
-        shutil.copyfile(package / module, kit / module)
-    (kit / "__init__.py").write_text(KIT_INIT, encoding="utf-8")
+    for name in kit_files():
+        shutil.copyfile(PACKAGE / name, kit / name)
+
+
+def kit_files():
+    """The kit as files: ``__init__.py`` and every module of ``kit_modules()``."""
+    return ["__init__.py"] + [f"{name}.py" for name in kit_modules()]
 
 
 # ---------------------------------------------------------------- verification
-def nbgrader_meta(cell):
-    """A cell's nbgrader metadata ({} for a cell nbgrader does not know)."""
-    return cell.get("metadata", {}).get("nbgrader", {})
-
-
-def grade_id(cell):
-    """A cell's nbgrader grade_id, or None."""
-    return nbgrader_meta(cell).get("grade_id")
-
-
 def _region_lines(source, begin, end):
     """Lines strictly between ``### BEGIN X`` and ``### END X`` markers."""
     lines, inside = [], False
@@ -322,9 +229,10 @@ def verify_release(root, release_dir=None):
             rel = nbformat.read(rel_path, as_version=4)
             problems += _compare_notebooks(src, rel, where)
         kit = release / name / KIT
-        for module in STUDENT_MODULES:
-            if not (kit / module).is_file() or not filecmp.cmp(
-                    kit / module, Path(__file__).resolve().parent / module, shallow=False):
+        shipped = {p.name for p in kit.glob("*.py")} if kit.is_dir() else set()
+        for module in sorted(shipped | set(kit_files())):
+            if module not in shipped or not (PACKAGE / module).is_file() or not filecmp.cmp(
+                    kit / module, PACKAGE / module, shallow=False):
                 problems.append(f"release/{name}/{KIT}/{module} differs from autograder/{module}")
     for path in sorted(release.rglob("*")) if release.is_dir() else []:
         if path.is_file() and path.suffix in (".ipynb", ".py", ".md", ".txt", ".csv", ".json"):
@@ -379,12 +287,6 @@ def compare_trees(a, b):
 
 
 # ---------------------------------------------------------------- validation
-def _course_config(root):
-    from traitlets.config.loader import PyFileConfigLoader
-
-    return PyFileConfigLoader("nbgrader_config.py", path=str(Path(root) / "course")).load_config()
-
-
 def validate(paths, root, invert=False):
     """Validate notebooks with nbgrader; returns the problems as a list of strings.
 
@@ -393,7 +295,7 @@ def validate(paths, root, invert=False):
     """
     from nbgrader.validator import Validator
 
-    config = _course_config(root)
+    config = load_config(Path(root) / "course")
     config.Validator.invert = invert
     problems = []
     for path in paths:

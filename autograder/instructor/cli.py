@@ -1,4 +1,4 @@
-"""The instructor's command line: ``nn-course <command>`` (or ``python -m autograder``).
+"""The instructor's command line: ``nn-course <command>`` (or ``python -m autograder.instructor``).
 
 Commands:
   build            generate release/ from source_notebooks/ with nbgrader and verify it
@@ -15,11 +15,11 @@ import sys
 from pathlib import Path
 
 from . import build as build_module
+from .nbcells import CourseError, find_root
+from .sandbox import Limits
 
 
 def _limits(args):
-    from .sandbox import Limits
-
     defaults = Limits()
     return Limits(cell_timeout=args.cell_timeout or defaults.cell_timeout,
                   notebook_timeout=args.notebook_timeout or defaults.notebook_timeout,
@@ -29,7 +29,7 @@ def _limits(args):
 def _course(args):
     if args.course:
         return Path(args.course)
-    return build_module.find_root() / "course"
+    return find_root() / "course"
 
 
 def main(argv=None):
@@ -75,9 +75,9 @@ def main(argv=None):
         if args.command == "build":
             build_module.build(args.root, check=args.check, run_validation=not args.no_validate)
         elif args.command == "grade":
-            from . import grading
+            from . import pool
 
-            summary = grading.grade(args.submissions, _course(args), jobs=args.jobs, limits=_limits(args),
+            summary = pool.grade(args.submissions, _course(args), jobs=args.jobs, limits=_limits(args),
                                     force=args.force, progress=not args.no_progress,
                                     feedback=not args.no_feedback)
             print(f"graded {summary.graded}, already graded {summary.skipped}, failed {len(summary.failed)} "
@@ -91,12 +91,12 @@ def main(argv=None):
             report.report(_course(args), args.out, feedback=not args.no_feedback,
                           force_feedback=args.force_feedback)
         elif args.command == "demo":
-            from . import demo
+            from .synthetic import demo
 
             problems, _ = demo.demo(args.out, jobs=args.jobs, correct=args.correct, blank=args.blank,
                                     progress=not args.no_progress)
             return 1 if problems else 0
-    except build_module.BuildError as err:
+    except CourseError as err:
         print(f"nn-course {args.command}: {err}", file=sys.stderr)
         return 1
     except (FileNotFoundError, ValueError) as err:

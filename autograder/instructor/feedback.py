@@ -1,0 +1,94 @@
+"""Feedback for students: nbgrader's ``generate_feedback``, without the hidden tests.
+
+Feedback goes where nbgrader puts it, ``<course>/feedback/<student>/<assignment>/``.
+nbgrader's own feedback shows the hidden tests: the autograded notebook holds them, and
+IPython's tracebacks quote their lines. Here the ``HideHiddenTests`` preprocessor removes the
+hidden regions from the test cells, shortens every traceback to its last line (the checks'
+message, written for students), and adds the grader's notes where points were withheld.
+"""
+import html
+from collections import defaultdict
+from pathlib import Path
+
+from nbformat.v4 import new_markdown_cell
+from nbgrader.preprocessors import ClearHiddenTests
+from traitlets import Any
+
+from .nbcells import grade_id
+from .records import read_ledger
+
+#: Flags noted at the top of the feedback even when they name a cell.
+GENERAL_KINDS = ("split-cell", "wrong-file-name")
+
+
+class HideHiddenTests(ClearHiddenTests):
+    """Feedback without hidden tests: hidden regions out, tracebacks cut to the message."""
+    course = Any(None, help="the records.Course whose ledger holds the grader's notes").tag(config=True)
+
+    def preprocess(self, nb, resources):
+        nb, resources = super().preprocess(nb, resources)
+        meta = resources.get("nbgrader", {})
+        record = read_ledger(self.course, meta.get("assignment"), meta.get("student")) if self.course else None
+        notes = _notes(record)
+        cells = []
+        for cell in nb.cells:
+            cells.append(cell)
+            if cell.cell_type == "code":
+                for out in cell.get("outputs", []):
+                    if out.get("output_type") == "error":
+                        out["traceback"] = [f"{out.get('ename')}: {out.get('evalue')}"]
+            if grade_id(cell) in notes:
+                cells.append(new_markdown_cell("**Grader:** " + " ".join(notes[grade_id(cell)])))
+        nb.cells = cells
+        general = [f.message for f in (record.flags if record else [])
+                   if not f.cell or f.kind in GENERAL_KINDS]
+        if general:
+            nb.cells.insert(0, new_markdown_cell("**Notes from the grader on this submission:**\n\n"
+                                                 + "\n".join(f"- {html.escape(m)}" for m in general)))
+        return nb, resources
+
+
+def _notes(record):
+    """{grade_id: [note]} for the cells of a submission where the grader has something to say."""
+    notes = defaultdict(list)
+    for flag in record.flags if record else []:
+        if flag.cell and flag.actionable:
+            notes[flag.cell].append(flag.message)
+    return notes
+
+
+def feedback_api(course):
+    """nbgrader's API for ``course``, with feedback that hides the hidden tests."""
+    from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
+    from nbgrader.apps import NbGraderAPI
+    from nbgrader.coursedir import CourseDirectory
+    from nbgrader.preprocessors import GetGrades
+
+    config = course.fresh_config()
+    config.GenerateFeedback.preprocessors = [GetGrades, HideHiddenTests, CSSHTMLHeaderPreprocessor]
+    config.HideHiddenTests.course = course
+    return NbGraderAPI(CourseDirectory(config=config), config=config)
+
+
+def feedback_path(course, record):
+    return course.root / "feedback" / record.student / record.assignment / (Path(record.notebook).stem + ".html")
+
+
+def write_feedback(course, records, force=False, api=None, log=print):
+    """Feedback HTML for the graded ``records`` (nbgrader's generate_feedback, hidden tests hidden).
+
+    Without ``force`` only missing feedback is written (the grading workers write it as they
+    grade); ``force`` rewrites it all, for scores changed by hand in formgrader. Returns how
+    many were written.
+    """
+    api = api or feedback_api(course)
+    written = 0
+    for record in records:
+        if record.status != "graded" or (not force and feedback_path(course, record).exists()):
+            continue
+        result = api.generate_feedback(record.assignment, record.student)
+        if result.get("success"):
+            written += 1
+        else:
+            log(f"feedback for {record.key} failed: {(result.get('error') or '')[-300:]}")
+    return written

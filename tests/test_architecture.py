@@ -1,0 +1,137 @@
+"""The tree shows the architecture: imports point down the layers, and the kit stands alone.
+
+Every module of ``autograder/`` and ``solutions_lib/`` is parsed (imports inside functions
+count too) and each import of the course's own modules must point to a lower layer:
+
+    kit (autograder/*.py) -> solutions_lib -> nbcells -> records -> intake, integrity, probe,
+    sandbox, zygote, build -> recheck -> nbexec, feedback -> worker, pool, report ->
+    synthetic (answers -> adversaries -> classroom -> demo) -> cli
+
+A module may import only modules of a lower layer, so there is no cycle, ``report`` (beside
+``worker`` and ``pool``) reads the ledger without knowing how it was graded, and the kit
+imports nothing of the instructor's side, of nbgrader or of the reference solutions.
+"""
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+I = "autograder.instructor"
+LAYERS = [
+    ["autograder", "autograder.checks", "autograder.datasets", "autograder.widgets"],
+    ["solutions_lib", "solutions_lib.*"],
+    [f"{I}.nbcells"],
+    [f"{I}.records"],
+    [f"{I}.intake", f"{I}.integrity", f"{I}.probe", f"{I}.sandbox", f"{I}.zygote", f"{I}.build"],
+    [f"{I}.recheck"],
+    [f"{I}.nbexec", f"{I}.feedback"],
+    [f"{I}.worker", f"{I}.pool", f"{I}.report"],
+    [f"{I}.synthetic.answers"],
+    [f"{I}.synthetic.adversaries"],
+    [f"{I}.synthetic.classroom"],
+    [f"{I}.synthetic.demo"],
+    [f"{I}.cli", f"{I}.hub"],
+    [f"{I}.__main__"],
+]
+#: Packages whose __init__ holds only a docstring: importing them is importing nothing.
+EMPTY_PACKAGES = (I, f"{I}.synthetic")
+#: What the kit never imports (it is copied to students, who have none of it).
+KIT_FORBIDDEN = ("autograder.instructor", "solutions_lib", "nbgrader")
+
+
+def module_name(path):
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+MODULES = {module_name(p): p for top in ("autograder", "solutions_lib") for p in (ROOT / top).rglob("*.py")
+           if "__pycache__" not in p.parts}
+
+
+def layer(name):
+    for i, names in enumerate(LAYERS):
+        if name in names or any(n.endswith(".*") and name.startswith(n[:-1]) for n in names):
+            return i
+    return None
+
+
+def imports(name):
+    """The modules (anything, third-party too) that module ``name`` imports, resolved."""
+    path = MODULES[name]
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = package
+            for _ in range(node.level - 1):
+                base = base.rpartition(".")[0]
+            target = (f"{base}.{node.module}" if node.module else base) if node.level else node.module
+            for alias in node.names:
+                sub = f"{target}.{alias.name}"
+                found.add(sub if sub in MODULES else target)
+    return found
+
+
+#: Layers whose modules are peers that may import each other (without a cycle): the kit, the reference.
+PEERS = (0, 1)
+
+
+def own_imports(name):
+    return sorted(t for t in imports(name) if t in MODULES and t not in EMPTY_PACKAGES)
+
+
+def test_every_module_has_a_layer():
+    assert [n for n in MODULES if layer(n) is None and n not in EMPTY_PACKAGES] == [], "add the new module to LAYERS"
+
+
+def test_the_instructor_packages_are_only_a_docstring():
+    for name in EMPTY_PACKAGES:
+        body = ast.parse(MODULES[name].read_text(encoding="utf-8")).body
+        assert len(body) == 1 and isinstance(body[0], ast.Expr), f"{name}/__init__.py: a docstring, nothing else"
+
+
+@pytest.mark.parametrize("name", sorted(n for n in MODULES if n not in EMPTY_PACKAGES))
+def test_imports_point_down(name):
+    wrong = [t for t in own_imports(name)
+             if layer(t) > layer(name) or (layer(t) == layer(name) and layer(name) not in PEERS)]
+    assert wrong == [], f"{name} imports {wrong}: an import must point to a lower layer (tests/test_architecture.py)"
+
+
+def test_no_import_cycles():
+    state = {}
+
+    def visit(name, path):
+        if state.get(name) == "done":
+            return
+        assert state.get(name) != "open", "import cycle: " + " -> ".join(path + [name])
+        state[name] = "open"
+        for target in own_imports(name):
+            visit(target, path + [name])
+        state[name] = "done"
+
+    for name in MODULES:
+        visit(name, [])
+
+
+@pytest.mark.parametrize("name", sorted(n for n in MODULES if layer(n) == 0))
+def test_the_kit_imports_nothing_of_the_instructor_nbgrader_or_the_reference(name):
+    bad = sorted(t for t in imports(name) if t.startswith(KIT_FORBIDDEN))
+    assert bad == [], f"the kit module {name} imports {bad}; students have none of it"
+
+
+def test_solutions_lib_imports_only_the_kit():
+    bad = sorted({t for n in MODULES if n.startswith("solutions_lib") for t in imports(n)
+                  if t.startswith("autograder") and layer(t) != 0})
+    assert bad == []
+
+
+def test_the_kit_is_every_module_at_the_top_of_autograder():
+    from autograder.instructor import build, nbcells
+
+    assert build.kit_files() == ["__init__.py"] + [f"{n}.py" for n in nbcells.kit_modules()]
+    assert set(LAYERS[0]) == {"autograder"} | {f"autograder.{n}" for n in nbcells.kit_modules()}
