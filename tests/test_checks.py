@@ -203,7 +203,7 @@ def test_call_returns_the_result_or_explains():
         checks.call(todo, 1)
     with pytest.raises(AssertionError, match="changed its input"):
         checks.call(in_place, np.ones(3))
-    with pytest.raises(AssertionError, match="returned None"):
+    with pytest.raises(AssertionError, match="is None: did you forget `return`"):
         checks.call(lambda x: None, 1)
 
 
