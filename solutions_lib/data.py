@@ -66,73 +66,6 @@ def _check_features(X, vec, name, what):
 
 
 # ---------------------------------------------------------------- splitting
-def _stratified_counts(class_counts, part_sizes):
-    """How many examples of each class go to each part.
-
-    Inputs: class_counts (C,) ints summing to N; part_sizes (K,) ints summing to N.
-    Output: A (C, K) int64 with row sums class_counts, column sums part_sizes, and every entry
-    the floor or the ceiling of its proportional share Q[c, k] = class_counts[c] * part_sizes[k] / N,
-    so |A - Q| < 1.
-
-    Start from the floors; the missing units are then handed out largest remainder first, and
-    when that greedy pass gets stuck (a class still needs a unit but every part it may round up
-    is full), augmenting paths move units around as in bipartite matching. Such a rounding
-    always exists (round the fractional parts of Q as a flow, whose integral solutions exist).
-    """
-    class_counts = np.asarray(class_counts, dtype=np.int64)
-    part_sizes = np.asarray(part_sizes, dtype=np.int64)
-    n = int(class_counts.sum())
-    numer = np.outer(class_counts, part_sizes)       # exact integers: Q = numer / n
-    A, rem = numer // n, numer % n
-    allowed = rem > 0                                # only entries with a fraction may round up
-    row_need = class_counts - A.sum(axis=1)
-    col_need = part_sizes - A.sum(axis=0)
-    B = np.zeros(A.shape, dtype=bool)                # the entries rounded up
-
-    for flat in np.argsort(-rem, axis=None, kind="stable"):   # largest remainder first
-        c, k = divmod(int(flat), A.shape[1])
-        if allowed[c, k] and row_need[c] > 0 and col_need[k] > 0:
-            B[c, k] = True
-            row_need[c] -= 1
-            col_need[k] -= 1
-
-    n_classes, n_parts = A.shape
-    while row_need.sum() > 0:
-        # Breadth-first search: class --(round up)--> part --(undo a round-up)--> class ...
-        # until a part with room is reached.
-        parent_part = np.full(n_parts, -1)           # part k was reached from this class
-        parent_class = np.full(n_classes, -2)        # class c was reached from this part (-1: start)
-        parent_class[row_need > 0] = -1
-        frontier, end = list(np.flatnonzero(row_need > 0)), -1
-        while frontier and end < 0:
-            next_frontier = []
-            for c in frontier:
-                for k in np.flatnonzero(allowed[c] & ~B[c] & (parent_part < 0)):
-                    parent_part[k] = c
-                    if col_need[k] > 0:
-                        end = k
-                        break
-                    for c2 in np.flatnonzero(B[:, k] & (parent_class == -2)):
-                        parent_class[c2] = k
-                        next_frontier.append(c2)
-                if end >= 0:
-                    break
-            frontier = next_frontier
-        if end < 0:  # impossible by the existence argument above
-            raise RuntimeError("stratified split: no integer allocation found (this is a bug)")
-        col_need[end] -= 1
-        k = end
-        while True:
-            c = parent_part[k]
-            B[c, k] = True
-            if parent_class[c] == -1:
-                row_need[c] -= 1
-                break
-            k = parent_class[c]
-            B[c, k] = False
-    return A + B
-
-
 def train_val_test_split(X, y, sizes, seed=0, stratify=True):
     """Split a data set into disjoint training, validation and test parts.
 
@@ -142,9 +75,11 @@ def train_val_test_split(X, y, sizes, seed=0, stratify=True):
     - sizes: (n_train, n_val, n_test), non-negative integers with sum <= N (examples left over
       are not used), e.g. ``default_split_sizes(N)``.
     - seed: int seed of the numpy Generator that shuffles; the same seed gives the same split.
-    - stratify: if True (for classification), every part gets the class proportions of y as
-      closely as integer counts allow: part k holds the floor or the ceiling of
-      n_k · (count of class c) / N examples of class c. If False, a plain random split.
+    - stratify: if True (for classification), the parts are cut one after the other, each
+      taking from every class its share of the examples still left, rounded (the largest
+      fractional parts up, so that the part gets its size). Part k then holds between
+      floor(q) - 1 and ceil(q) + 1 examples of class c, where q = n_k · N_c / N and N_c is the
+      number of examples of class c. If False, a plain random split.
     Returns (X_train, y_train, X_val, y_val, X_test, y_test): new arrays (copies) of shapes
     (n_train, ...), (n_train,), (n_val, ...), (n_val,), (n_test, ...), (n_test,), each part in
     random order. The inputs are not changed.
@@ -175,25 +110,23 @@ def train_val_test_split(X, y, sizes, seed=0, stratify=True):
             f"examples; make them smaller, e.g. default_split_sizes({n}) = {default_split_sizes(n)}"
         )
     rng = np.random.default_rng(seed)
-
     if stratify:
-        _, y_class = np.unique(y, return_inverse=True)
-        y_class = y_class.reshape(-1)
-        counts = np.bincount(y_class)
-        A = _stratified_counts(counts, list(sizes) + [n - sum(sizes)])
-        by_class = np.split(np.argsort(y_class, kind="stable"), np.cumsum(counts)[:-1])
-        parts = [[], [], []]
-        for c, members in enumerate(by_class):
-            members = rng.permutation(members)
-            bounds = np.concatenate([[0], np.cumsum(A[c])])
-            for k in range(3):
-                parts[k].append(members[bounds[k]:bounds[k + 1]])
-        parts = [rng.permutation(np.concatenate(p)) for p in parts]
+        classes = np.unique(y)
+        members = [rng.permutation(np.flatnonzero(y == c)) for c in classes]
+        left = np.array([len(m) for m in members])      # examples of each class still left
+        taken = np.zeros_like(left)
+        parts = []
+        for size in sizes:                              # each part takes its share of what is left
+            share = left * size / max(1, left.sum())
+            count = np.floor(share).astype(int)
+            order = np.argsort(count - share, kind="stable")   # the largest fractional parts round up
+            count[order[:size - count.sum()]] += 1
+            parts.append(rng.permutation(np.concatenate([m[t:t + n] for m, t, n in zip(members, taken, count)])))
+            taken, left = taken + count, left - count
     else:
-        perm = rng.permutation(n)
-        bounds = np.cumsum([0, *sizes])
-        parts = [perm[bounds[k]:bounds[k + 1]] for k in range(3)]
-
+        order = rng.permutation(n)
+        ends = np.cumsum(sizes)
+        parts = [order[a:b] for a, b in zip([0, ends[0], ends[1]], ends)]
     out = []
     for idx in parts:
         out += [X[idx], y[idx]]      # fancy indexing copies

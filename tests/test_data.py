@@ -1,6 +1,7 @@
 """Tests of data loading (autograder.datasets) and preprocessing (solutions_lib.data)."""
 import os
 import socket
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -314,7 +315,8 @@ def _check_split(X, y, parts, sizes, stratified):
         classes, counts = np.unique(y, return_counts=True)
         for q, size in zip((y_tr, y_va, y_te), sizes):
             got = np.array([(q == c).sum() for c in classes])
-            assert np.all(np.abs(got - size * counts / len(y)) < 1)   # floor or ceiling
+            share = size * counts / len(y)
+            assert np.all((got >= np.floor(share) - 1) & (got <= np.ceil(share) + 1))   # the stated guarantee
 
 
 @pytest.mark.parametrize("counts, sizes", [
@@ -530,3 +532,26 @@ def test_one_hot_errors(y, num_classes, match):
 def test_from_one_hot_errors():
     with pytest.raises(ValueError, match="shape"):
         from_one_hot(np.array([0, 1, 0]))
+
+
+def test_notebook_6_reference_answer_is_this_split():
+    """One reference: notebook 6's reference answer and solutions_lib's split are the same function."""
+    import nbformat
+
+    from autograder.instructor.synthetic import answers
+
+    path = Path(__file__).resolve().parents[1] / "source_notebooks" / "06_mnist_preprocessing" / "06_mnist_preprocessing.ipynb"
+    namespace = {"np": np}
+    exec(answers.reference_answers(nbformat.read(path, as_version=4))["train_val_test_split"], namespace)
+    notebook_split = namespace["train_val_test_split"]
+    rng = np.random.default_rng(11)
+    for stratify in (True, False):
+        for _ in range(20):
+            counts = rng.integers(1, 30, size=rng.integers(1, 6))
+            cuts = np.sort(rng.integers(0, counts.sum() + 1, size=3))
+            sizes = tuple(int(s) for s in np.diff(np.r_[0, cuts]))
+            X, y = _labelled(counts)
+            seed = int(rng.integers(100))
+            mine = notebook_split(X, y, sizes, seed, stratify)
+            for a, b in zip(mine, train_val_test_split(X, y, sizes, seed, stratify)):
+                np.testing.assert_array_equal(a, b)
