@@ -32,7 +32,8 @@ def _course(args):
     return find_root() / "course"
 
 
-def main(argv=None):
+def parser():
+    """The command line: one subparser per command."""
     parser = argparse.ArgumentParser(prog="nn-course", description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog=__doc__.split("\n", 2)[2])
@@ -69,8 +70,11 @@ def main(argv=None):
     d.add_argument("--correct", type=int, default=4, help="students with the reference answers")
     d.add_argument("--blank", type=int, default=3, help="students who hand in the release untouched")
     d.add_argument("--no-progress", action="store_true", help="no progress bar")
-    args = parser.parse_args(argv)
+    return parser
 
+
+def main(argv=None):
+    args = parser().parse_args(argv)
     try:
         if args.command == "build":
             build_module.build(args.root, check=args.check, run_validation=not args.no_validate)
@@ -78,8 +82,7 @@ def main(argv=None):
             from . import pool
 
             summary = pool.grade(args.submissions, _course(args), jobs=args.jobs, limits=_limits(args),
-                                    force=args.force, progress=not args.no_progress,
-                                    feedback=not args.no_feedback)
+                                 force=args.force, progress=not args.no_progress, feedback=not args.no_feedback)
             print(f"graded {summary.graded}, already graded {summary.skipped}, failed {len(summary.failed)} "
                   f"in {summary.seconds:.0f} s; ledger: {Path(_course(args)) / 'grading' / 'ledger'}")
             for problem in summary.problems:
@@ -96,10 +99,7 @@ def main(argv=None):
             problems, _ = demo.demo(args.out, jobs=args.jobs, correct=args.correct, blank=args.blank,
                                     progress=not args.no_progress)
             return 1 if problems else 0
-    except CourseError as err:
-        print(f"nn-course {args.command}: {err}", file=sys.stderr)
-        return 1
-    except (FileNotFoundError, ValueError) as err:
+    except (CourseError, FileNotFoundError, ValueError) as err:
         print(f"nn-course {args.command}: {err}", file=sys.stderr)
         return 1
     return 0
