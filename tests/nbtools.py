@@ -46,8 +46,7 @@ nbgrader_meta = nbcells.nbgrader_meta
 
 
 def is_test(cell):
-    meta = nbgrader_meta(cell)
-    return cell.cell_type == "code" and meta.get("grade") and not meta.get("solution")
+    return nbcells.is_test(cell)
 
 
 def source_notebook(name):

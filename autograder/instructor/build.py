@@ -33,8 +33,8 @@ from pathlib import Path
 
 import nbformat
 
-from .nbcells import (PACKAGE, CourseError, assignments, find_root, kit_modules, load_config, nbgrader_meta,
-                      notebooks)
+from .nbcells import (PACKAGE, CourseError, assignments, find_root, grade_id, is_solution, kit_modules, load_config,
+                      nbgrader_meta, notebooks)
 
 #: The folder the kit goes into, inside every assignment: the modules at the top of ``autograder/``.
 KIT = "autograder"
@@ -245,8 +245,8 @@ def verify_release(root, release_dir=None):
 
 def _compare_notebooks(src, rel, where):
     problems = []
-    src_ids = {nbgrader_meta(c).get("grade_id"): c for c in src.cells if nbgrader_meta(c)}
-    rel_ids = {nbgrader_meta(c).get("grade_id"): c for c in rel.cells if nbgrader_meta(c)}
+    src_ids = {grade_id(c): c for c in src.cells if nbgrader_meta(c)}
+    rel_ids = {grade_id(c): c for c in rel.cells if nbgrader_meta(c)}
     if set(src_ids) != set(rel_ids):
         problems.append(f"{where}: graded cells differ from the source "
                         f"(missing {sorted(set(src_ids) - set(rel_ids))}, "
@@ -254,11 +254,11 @@ def _compare_notebooks(src, rel, where):
     for i, cell in enumerate(rel.cells):
         if cell.cell_type == "code" and (cell.get("outputs") or cell.get("execution_count")):
             problems.append(f"{where}: cell {i} carries outputs; release notebooks must not")
-    for grade_id, cell in src_ids.items():
-        released = rel_ids.get(grade_id)
+    for gid, cell in src_ids.items():
+        released = rel_ids.get(gid)
         if released is None:
             continue
-        whole = nbgrader_meta(cell).get("solution") and "BEGIN SOLUTION" not in cell.source
+        whole = is_solution(cell) and "BEGIN SOLUTION" not in cell.source
         secret = ([line.strip() for line in cell.source.splitlines()] if whole else [])
         secret += (_region_lines(cell.source, "BEGIN SOLUTION", "END SOLUTION")
                   + _region_lines(cell.source, "BEGIN HIDDEN TESTS", "END HIDDEN TESTS")
@@ -266,7 +266,7 @@ def _compare_notebooks(src, rel, where):
         released_lines = {line.strip() for line in released.source.splitlines()}
         leaked = [line for line in secret if _telling(line) and line in released_lines]
         if leaked:
-            problems.append(f"{where}: cell {grade_id!r} leaks solution or hidden-test lines, "
+            problems.append(f"{where}: cell {gid!r} leaks solution or hidden-test lines, "
                             f"e.g. {leaked[0]!r}")
     return problems
 

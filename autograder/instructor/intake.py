@@ -31,7 +31,7 @@ from pathlib import Path
 
 import nbformat
 
-from .nbcells import nbgrader_meta
+from .nbcells import grade_id, is_locked, is_solution, is_test
 from .records import Flag
 
 
@@ -44,7 +44,7 @@ class Intake:
 
 def expected_cells(nb):
     """{grade_id: cell} of the cells with nbgrader metadata in ``nb``, in order."""
-    return {nbgrader_meta(c)["grade_id"]: c for c in nb.cells if nbgrader_meta(c).get("grade_id")}
+    return {grade_id(c): c for c in nb.cells if grade_id(c)}
 
 
 # ------------------------------------------------------------------------------ reading
@@ -117,50 +117,49 @@ def repair_cells(nb, release_nb):
     expected = expected_cells(release_nb)
     seen, keep = {}, []
     for cell in nb.cells:
-        grade_id = nbgrader_meta(cell).get("grade_id")
-        if grade_id is None:
+        gid = grade_id(cell)
+        if gid is None:
             keep.append(cell)
             continue
-        if grade_id not in expected:
+        if gid not in expected:
             cell.metadata.pop("nbgrader", None)
             findings.append(Flag("unknown-cell", f"a cell carried nbgrader metadata of "
-                                    f"'{grade_id}', which this assignment does not have; it is "
-                                    "graded as an ordinary cell.", cell=grade_id))
+                                    f"'{gid}', which this assignment does not have; it is "
+                                    "graded as an ordinary cell.", cell=gid))
             keep.append(cell)
             continue
-        if grade_id not in seen:
-            seen[grade_id] = cell
+        if gid not in seen:
+            seen[gid] = cell
             keep.append(cell)
             continue
-        first, source = seen[grade_id], expected[grade_id]
-        if nbgrader_meta(source).get("solution") and not nbgrader_meta(source).get("locked"):
+        first, source = seen[gid], expected[gid]
+        if is_solution(source):
             first.source = first.source + "\n" + cell.source   # the split point becomes a line break again
-            findings.append(Flag("split-cell", f"the answer cell '{grade_id}' was split into "
+            findings.append(Flag("split-cell", f"the answer cell '{gid}' was split into "
                                     "parts with the same grade_id; they were joined again before "
-                                    "grading.", evidence=cell.source[:300], cell=grade_id))
+                                    "grading.", evidence=cell.source[:300], cell=gid))
         else:
-            findings.append(Flag("duplicated-test", f"the locked cell '{grade_id}' appears more "
+            findings.append(Flag("duplicated-test", f"the locked cell '{gid}' appears more "
                                     "than once; the copies were removed (each test counts once).",
-                                    evidence=cell.source[:300], severity="review", cell=grade_id))
+                                    evidence=cell.source[:300], severity="review", cell=gid))
     nb.cells = keep
     previous = None
-    for grade_id, source in expected.items():
-        meta = nbgrader_meta(source)
-        if grade_id not in seen:
-            what = "answer" if meta.get("solution") else "test" if meta.get("grade") else "locked"
-            findings.append(Flag("deleted-cell", f"the {what} cell '{grade_id}' was missing; it "
+    for gid, source in expected.items():
+        if gid not in seen:
+            what = "answer" if is_solution(source) else "test" if is_test(source) else "locked"
+            findings.append(Flag("deleted-cell", f"the {what} cell '{gid}' was missing; it "
                                     "was put back from the release before grading"
                                     + (" (as the empty answer)." if what == "answer" else "."),
-                                    severity="review" if what == "test" else "info", cell=grade_id))
+                                    severity="review" if what == "test" else "info", cell=gid))
             _put_back(nb, copy.deepcopy(source), previous)
-            seen[grade_id] = source
-        elif meta.get("locked") and not meta.get("solution") and seen[grade_id].source != source.source:
-            if meta.get("grade"):
-                findings.append(Flag("edited-test", f"the test cell '{grade_id}' was edited; "
+            seen[gid] = source
+        elif is_locked(source) and seen[gid].source != source.source:
+            if is_test(source):
+                findings.append(Flag("edited-test", f"the test cell '{gid}' was edited; "
                                         "nbgrader restores the original before grading.",
-                                        evidence=_first_difference(source.source, seen[grade_id].source),
-                                        severity="review", cell=grade_id))
-        previous = grade_id
+                                        evidence=_first_difference(source.source, seen[gid].source),
+                                        severity="review", cell=gid))
+        previous = gid
     return findings
 
 
@@ -173,7 +172,7 @@ def _put_back(nb, cell, after_grade_id):
     cell["id"] = uuid.uuid4().hex[:8]
     index = 0
     if after_grade_id is not None:
-        index = next(i for i, c in enumerate(nb.cells) if nbgrader_meta(c).get("grade_id") == after_grade_id) + 1
+        index = next(i for i, c in enumerate(nb.cells) if grade_id(c) == after_grade_id) + 1
     nb.cells.insert(index, nbformat.from_dict(cell))
 
 
@@ -205,7 +204,7 @@ def find_notebook(folder, expected_name, release_nb):
         def overlap(path):
             try:
                 cells = json.loads(path.read_text(encoding="utf-8", errors="replace")).get("cells", [])
-                return len(ids & {nbgrader_meta(c).get("grade_id") for c in cells if isinstance(c, dict)})
+                return len(ids & {grade_id(c) for c in cells if isinstance(c, dict)})
             except (ValueError, AttributeError):
                 return -1
         chosen = max(found, key=overlap)

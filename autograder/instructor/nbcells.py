@@ -79,6 +79,11 @@ def is_answer(cell):
     return cell.get("cell_type") == "code" and bool(nbgrader_meta(cell).get("solution"))
 
 
+def is_solution(cell):
+    """A cell the student writes: a code answer or a written one."""
+    return bool(nbgrader_meta(cell).get("solution"))
+
+
 def is_test(cell):
     """A code cell with points that is not an answer: a test cell."""
     meta = nbgrader_meta(cell)
