@@ -1,10 +1,11 @@
 """The instructor's pipeline: intake, integrity scan, sandboxed kernels, grading a class, the report.
 
 The heart is ``graded_class``: a scratch course with its release and gradebook, a class made
-by ``autograder.classroom.make_class`` (a student with the reference answers everywhere, a
+by ``synthetic.classroom.make_class`` (a student with the reference answers everywhere, a
 blank one, one per catalogued bug and one per adversarial case), graded once with two
 workers. Every student's expected outcome is then a test of its own.
 """
+import copy
 import hashlib
 import html
 import json
@@ -264,10 +265,10 @@ def _run(w, code, timeout=20):
     """Execute cells in a kernel of the worker's sandbox; returns the executed notebook."""
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in code])
     work = w._fresh_workdir("t", "02_xor")
-    runner = nbexec.GradingExecute(config=w.config, execution_log=nbexec.ExecutionLog(), timeout=timeout,
-                                   notebook_timeout=60, kernel_name="python3", shutdown_kernel="immediate",
-                                   startup_timeout=30)
-    runner.preprocess(nb, {"metadata": {"path": str(work)}})
+    config = copy.deepcopy(w.config)         # nbclient reloads the config at preprocess: limits go there
+    config.GradingExecute.timeout, config.GradingExecute.notebook_timeout = timeout, 60
+    config.GradingExecute.execution_log = nbexec.ExecutionLog()
+    nbexec.GradingExecute(config=config, kernel_name="python3").preprocess(nb, {"metadata": {"path": str(work)}})
     return nb
 
 

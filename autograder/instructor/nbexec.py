@@ -10,7 +10,8 @@ Imported only by the grading worker (it imports nbgrader, which takes seconds).
 - ``StderrIsNotFailure``: a warning printed by correct code does not zero its test cell;
 - ``ExecutionLog``: what the two preprocessors noticed (events for the ledger, seconds spent
   in cells). A worker makes one and hands it to them through the config
-  (``config.GradingExecute.execution_log``).
+  (``config.GradingExecute.execution_log``), not as an argument: nbclient loads the config
+  again at every ``preprocess``, over what the constructor was given.
 """
 import os
 import shutil

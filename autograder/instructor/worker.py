@@ -19,6 +19,7 @@ The process side: ``python -m autograder.instructor.worker SETTINGS`` reads unit
 lines on stdin and answers one JSON line per message on its stdout (``main``); the pool
 (``pool.py``) drives it.
 """
+import copy
 import json
 import os
 import shutil
@@ -83,8 +84,10 @@ class Worker:
         os.environ["JUPYTER_RUNTIME_DIR"] = str(self.scratch / "runtime")
         self.isolated = sandbox.isolation_available()
         self.hide = self.course.hidden_folders(hide)
-        self.log = ExecutionLog()
+        self.log, self.recheck_log = ExecutionLog(), ExecutionLog()
         self.config = self._config()
+        self.recheck_config = copy.deepcopy(self.config)     # the re-check's own log (nbclient
+        self.recheck_config.GradingExecute.execution_log = self.recheck_log   # reloads the config)
         self.api = NbGraderAPI(CourseDirectory(config=self.config), config=self.config)
         self.zygote = self._start_zygote()
         self._feedback_api = None
@@ -221,10 +224,10 @@ class Worker:
         clean, left_out = recheck.clean_notebook(job.source_nb, job.student_nb, job.release_nb)
         job.record.left_out = left_out
         work = self._fresh_workdir(f"recheck-{job.unit.student}-{job.unit.assignment}", job.unit.assignment)
-        log = ExecutionLog()
-        runner = GradingExecute(config=self.config, execution_log=log, kernel_name="python3")
-        runner.preprocess(clean, {"metadata": {"path": str(work)}})
-        job.record.seconds["recheck_cells"] = log.cell_seconds
+        self.recheck_log.reset()
+        GradingExecute(config=self.recheck_config, kernel_name="python3").preprocess(
+            clean, {"metadata": {"path": str(work)}})
+        job.record.seconds["recheck_cells"] = self.recheck_log.cell_seconds
         job.rechecked = recheck.results(clean)
 
     def score(self, job):
