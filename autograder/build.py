@@ -46,7 +46,18 @@ Copied from the course repository's ``autograder`` package by ``nn-course build`
 #: Dependencies students do not list themselves (nbgrader, which they do get, brings both).
 INSTRUCTOR_ONLY = ("nbformat", "nbclient")
 #: Files the build writes at the top of release/, next to the assignments.
-RELEASE_FILES = ("README.md", "environment.yml", "requirements.txt")
+RELEASE_FILES = ("README.md", "environment.yml", "requirements.txt", "nbgrader_config.py")
+#: The students' nbgrader_config.py: `nbgrader validate` finds it (no "No nbgrader_config.py
+#: file found" warning) and prints message lines whole. Validator.width (default 90) cuts every
+#: line at width - 3 characters; it is also the length of the "=====" line between failures,
+#: so 1000, not more: a message line that long does not occur.
+STUDENT_NBGRADER_CONFIG = """# nbgrader's settings for your copy of the assignments (written by `nn-course build`).
+# `nbgrader validate NN_topic/NN_topic.ipynb`, run in this folder, reads it: it prints every
+# line of a test's message whole instead of cutting it at 87 characters (the Validate button
+# in JupyterLab shows messages whole anyway).
+c = get_config()  # noqa: F821  (provided by nbgrader when it loads this file)
+c.Validator.width = 1000
+"""
 #: After installing, students switch off nbgrader's instructor tools. nbgrader comes with its
 #: student extensions (the notebook toolbar's Validate button, the Assignment List) and its
 #: instructor ones (Formgrader, Create Assignment, the Course List); the instructor ones are
@@ -84,6 +95,10 @@ grading; you do not need them):
 
 {setup_commands}
 
+Each `labextension disable` line ends with a notice that newly disabled plugins must be locked
+with `jupyter labextension lock`. You can ignore it: locking would only stop the plugins from
+being switched back on in JupyterLab's plugin manager, and nothing you do depends on them.
+
 ## Working
 
 Start JupyterLab in this folder (activate the environment first) and open an assignment:
@@ -94,7 +109,9 @@ Sliders under the figures redraw them as you move them (click a slider, then the
 it one step). The **Validate** button in the notebook's toolbar saves the notebook, runs it from
 top to bottom the way grading does, and lists every test that still fails; "Success! Your
 notebook passes all the tests." means every visible test passes (hidden tests are run at
-grading). If your course hands out assignments through nbgrader, *Nbgrader > Assignment List*
+grading). In a terminal, `nbgrader validate 01_perceptron/01_perceptron.ipynb` (run in this
+folder, so that it reads `nbgrader_config.py`) does the same and prints every message whole.
+If your course hands out assignments through nbgrader, *Nbgrader > Assignment List*
 fetches and submits them.
 
 Everything runs offline. Each assignment folder carries its own `autograder/` folder: the
@@ -229,7 +246,8 @@ def write_student_files(root, target, names):
 
     - README.md: how to set up (pip or conda, then ``STUDENT_SETUP_COMMANDS``) and work;
     - requirements.txt (pip) and environment.yml (conda): the course's dependencies with
-      nbgrader for the Validate button, without the reference solutions.
+      nbgrader for the Validate button, without the reference solutions;
+    - nbgrader_config.py: ``STUDENT_NBGRADER_CONFIG``, for ``nbgrader validate`` in release/.
     """
     deps, python = _student_dependencies(root)
     listing = "\n".join(f"- `{name}/`" for name in names)
@@ -246,6 +264,7 @@ def write_student_files(root, target, names):
              "name: nn-course-student", "channels:", "  - conda-forge", "dependencies:",
              "  - python=3.11"] + [f"  - {d}" for d in deps]
     (Path(target) / "environment.yml").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (Path(target) / "nbgrader_config.py").write_text(STUDENT_NBGRADER_CONFIG, encoding="utf-8")
 
 
 def add_kit(folder):
