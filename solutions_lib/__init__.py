@@ -4,7 +4,7 @@ Only hidden tests and instructor tooling import this package; students never get
 
 Modules: ``activations`` (f and f' of step, sign, sigmoid, tanh, ReLU, leaky ReLU, ELU,
 softmax), ``losses`` (MSE, cross-entropies, L1/L2), ``layers`` (dense, dropout),
-``denoising`` (the notes' cosine denoiser, eqs. (15)–(17)), ``network`` (an MLP: forward,
+``denoising`` (the notes' cosine denoiser, Wolter II, eqs. (15)–(17)), ``network`` (an MLP: forward,
 backward, training), ``optim`` (SGD, momentum, Adam), ``perceptron``
 (perceptron, logic gates, XOR), ``calculus`` (chain rule, computation graphs, Jacobians),
 ``data`` (loading, splits, standardisation, whitening, one-hot).

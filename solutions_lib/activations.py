@@ -74,7 +74,7 @@ def sigmoid(z):
 
 
 def sigmoid_grad(z):
-    """σ'(z) = σ(z) (1 - σ(z)), eq. (8) of the notes; σ'(0) = 0.25."""
+    """σ'(z) = σ(z) (1 - σ(z)), Wolter I, eq. (8) = Wolter II, eq. (13); σ'(0) = 0.25."""
     s = sigmoid(z)
     return s * (1.0 - s)
 
@@ -97,16 +97,18 @@ def relu(z):
 
 
 def relu_grad(z):
-    """ReLU'(z) = H(z), the Heaviside step: 1 where z > 0, else 0.
+    """ReLU'(z) = H(z), the Heaviside step (Wolter I, eq. (9) = Wolter II, eq. (14)):
+    1 where z > 0, else 0.
 
     At the kink z = 0 any value in [0, 1] is a valid subgradient; we use 0 (as PyTorch does).
+    Virtue's and Doan's decks write 1 for z >= 0, i.e. 1 at the kink, which is as valid.
     """
     z = _float(z)
     return (z > 0).astype(z.dtype)
 
 
 def leaky_relu(z, alpha=0.01):
-    """Leaky ReLU: z where z >= 0, alpha * z elsewhere. ``alpha`` is the negative slope."""
+    """Leaky ReLU (Doan's deck): z where z >= 0, alpha * z elsewhere. ``alpha`` is the negative slope."""
     z = _float(z)
     return np.where(z >= 0, z, alpha * z).astype(z.dtype, copy=False)
 
@@ -118,7 +120,7 @@ def leaky_relu_grad(z, alpha=0.01):
 
 
 def elu(z, alpha=1.0):
-    """Exponential linear unit: z where z >= 0, alpha (e^z - 1) elsewhere."""
+    """Exponential linear unit (Doan's deck): z where z >= 0, alpha (e^z - 1) elsewhere."""
     z = _float(z)
     return np.where(z >= 0, z, alpha * np.expm1(np.minimum(z, 0.0))).astype(z.dtype, copy=False)
 

@@ -98,8 +98,10 @@ def graph_backward(dv, cache):
 
 
 def neuron_forward(w, x, b):
-    """One sigmoid neuron f = σ(w·x + b) as a graph: s = w·x + b, f = σ(s).
+    """One sigmoid neuron f = σ(w·x + b) as a graph: s = w·x + b, f = σ(s) (Doan's deck).
 
+    The deck's results ∂f/∂w₁ ≈ -0.24 and ∂f/∂x₁ ≈ 0.48 come out for w = (2, -3),
+    x = (-1, -2), b = -3.6 (s = 0.4), the inputs notebook 3 uses.
     Inputs: w (D,) weights, x (D,) one input, b float bias.
     Returns (f, cache): f a float, cache = (w, x, f).
     """

@@ -1,6 +1,6 @@
 """Preprocessing: train/validation/test splits, standardization, whitening, one-hot labels.
 
-Reference implementations of the preprocessing formulas of the notes, eqs. (20)–(23).
+Reference implementations of the preprocessing formulas of the notes, Wolter II, eqs. (20)–(23).
 Conventions:
 - Batch-first: a data matrix X has shape (N, D), one example per row, labels y shape (N,).
 - Statistics (mean, standard deviation, covariance) are *fitted on the training data only* and
@@ -133,15 +133,15 @@ def train_val_test_split(X, y, sizes, seed=0, stratify=True):
     return tuple(out)
 
 
-# ---------------------------------------------------------------- standardization, eq. (20)
+# ---------------------------------------------------------------- standardization, Wolter II, eq. (20)
 def fit_standardizer(X_train, eps=1e-8):
-    """Per-feature mean and standard deviation of the training data, for eq. (20).
+    """Per-feature mean and standard deviation of the training data, for Wolter II, eq. (20).
 
     Input: X_train (N, D), training examples only (never validation or test data).
     - eps: a feature whose standard deviation is below eps (e.g. an MNIST border pixel that is
       always 0) gets sigma = 1, so it is only centered instead of divided by ~0.
     Returns (mu, sigma), float64 arrays of shape (D,); sigma is the population standard
-    deviation (divides by N, like the covariance of eq. (21)).
+    deviation (divides by N, like the covariance of Wolter II, eq. (21)).
     """
     X = _matrix(X_train, "fit_standardizer")
     mu = X.mean(axis=0)
@@ -151,7 +151,7 @@ def fit_standardizer(X_train, eps=1e-8):
 
 
 def standardize(X, mu, sigma):
-    """Eq. (20): X_n = (X - mu) / sigma, with mu, sigma from ``fit_standardizer`` on training data.
+    """Eq. (20) of Wolter II: X_n = (X - mu) / sigma, with mu, sigma from ``fit_standardizer`` on training data.
 
     Inputs: X (N, D) (or one example (D,)); mu (D,); sigma (D,).
     Output: float64 array of X's shape.
@@ -164,7 +164,7 @@ def standardize(X, mu, sigma):
 
 
 def standardize_splits(X_train, X_val, X_test, eps=1e-8):
-    """Standardize the three parts of a split with the *training* statistics, eq. (20).
+    """Standardize the three parts of a split with the *training* statistics, Wolter II, eq. (20).
 
     mu and sigma come from ``fit_standardizer(X_train, eps)`` only; the same (mu, sigma) is then
     applied to all three parts. Fitting on the validation or test part, or on all data, would
@@ -177,9 +177,9 @@ def standardize_splits(X_train, X_val, X_test, eps=1e-8):
     return standardize(X_train, mu, sigma), standardize(X_val, mu, sigma), standardize(X_test, mu, sigma)
 
 
-# ---------------------------------------------------------------- whitening, eqs. (21)–(22)
+# ---------------------------------------------------------------- whitening, Wolter II, eqs. (21)–(22)
 def covariance(X):
-    """Eq. (21): the covariance matrix C = (1/N) (X - μ)ᵀ (X - μ), μ the mean row of X.
+    """Eq. (21) of Wolter II: the covariance matrix C = (1/N) (X - μ)ᵀ (X - μ), μ the mean row of X.
 
     Note the 1/N (population covariance), not the 1/(N-1) of ``np.cov``'s default; it equals
     ``np.cov(X, rowvar=False, bias=True)``.
@@ -193,7 +193,7 @@ def covariance(X):
 def fit_whitening(X_train, method="zca", eps=1e-8, n_components=None):
     """Fit a whitening transform on training data: whiten(X) = (X - mu) @ W has covariance ≈ I.
 
-    With the eigendecomposition C = U diag(λ) Uᵀ of the training covariance (eq. (21)),
+    With the eigendecomposition C = U diag(λ) Uᵀ of the training covariance (Wolter II, eq. (21)),
     eigenvalues sorted from largest to smallest:
     - "pca": W = U diag(1/sqrt(λ + eps)). The new features are the coordinates along the
       principal axes, each rescaled to variance 1; with n_components = k only the first k
@@ -201,7 +201,7 @@ def fit_whitening(X_train, method="zca", eps=1e-8, n_components=None):
     - "zca": W = U diag(1/sqrt(λ + eps)) Uᵀ, symmetric (D, D). It rotates the PCA-whitened data
       back, so the whitened data stays as close as possible to the original (whitened images
       still look like images).
-    Eq. (22) of the notes is garbled; the rescaling is by 1/sqrt(λ + eps) of the eigenvalues λ
+    Eq. (22) of Wolter II is garbled; the rescaling is by 1/sqrt(λ + eps) of the eigenvalues λ
     of C (for a symmetric positive semidefinite C these are also its singular values).
     eps keeps directions of (almost) zero variance from being divided by ~0. The notes use
     1e-8; for raw MNIST, where many pixels never vary, a larger eps (e.g. 0.1 for pixels scaled
@@ -262,9 +262,9 @@ def whiten(X, mu, W):
     return (X - mu) @ W
 
 
-# ---------------------------------------------------------------- labels, eq. (23)
+# ---------------------------------------------------------------- labels, Wolter II, eq. (23)
 def one_hot(y, num_classes=None):
-    """One-hot encode integer labels, eq. (23): row n has a 1 in column y[n] and 0 elsewhere.
+    """One-hot encode integer labels, Wolter II, eq. (23): row n has a 1 in column y[n] and 0 elsewhere.
 
     Labels must be integers 0..num_classes-1 (for labels 1..K as in the notes pass y - 1).
     Inputs: y (N,) integer labels; num_classes C, default max(y) + 1.

@@ -1,9 +1,9 @@
-"""The denoising network of the notes, eqs. (15)–(17): a sigmoid layer and a linear read-out.
+"""The denoising network of the notes, Wolter II, eqs. (15)–(17): a sigmoid layer and a linear read-out.
 
 For one noisy signal x of length n and m hidden neurons the notes write
 
-    h = σ(W x + b)        W (m, n), b (m,), h (m,)      eq. (15)
-    y_net = W_y h         W_y (n, m), y_net (n,)        eq. (16)
+    h = σ(W x + b)        W (m, n), b (m,), h (m,)      Wolter II, eq. (15)
+    y_net = W_y h         W_y (n, m), y_net (n,)        Wolter II, eq. (16)
 
 Batch-first, with N signals as the rows of X (N, n) and their clean versions as the rows of T:
 
@@ -12,14 +12,14 @@ Batch-first, with N signals as the rows of X (N, n) and their clean versions as 
     Y = H W_yᵀ            (N, n)
     loss = (1/N) Σ_k ½ ||Y_k − T_k||²            (``losses.mse``: averaged over the batch)
 
-The backward pass, with Δ = dY the upstream gradient (N, n), eqs. (5)–(6) and (13):
+The backward pass, with Δ = dY the upstream gradient (N, n), Wolter II, eqs. (5)–(6) and (13):
 
     dW_y = Δᵀ H                        (n, m)
     dH   = Δ W_y                       (N, m)
     dH̄   = σ'(H̄) ⊙ dH = H (1 − H) ⊙ dH (N, m)
     dW   = dH̄ᵀ X,  db = Σ_k dH̄_k,  dX = dH̄ W
 
-Training is plain gradient descent, eq. (17) with the sign of DESIGN.md: θ ← θ − ε ∇θ for
+Training is plain gradient descent, Wolter II, eq. (17) with the sign of DESIGN.md: θ ← θ − ε ∇θ for
 θ = W, b, W_y, from U[−0.1, 0.1] initial values, for 500 steps.
 """
 import numpy as np
@@ -59,7 +59,7 @@ def init_denoiser(n, m, rng=None, scale=0.1):
 
 
 def denoiser_forward(X, W, b, Wy):
-    """Forward pass, eqs. (15)–(16) for a batch: Y = σ(X Wᵀ + b) W_yᵀ.
+    """Forward pass, Wolter II, eqs. (15)–(16) for a batch: Y = σ(X Wᵀ + b) W_yᵀ.
 
     Inputs: X (N, n) noisy signals, one per row; W (m, n); b (m,); Wy (n, m).
     Returns:
@@ -81,12 +81,12 @@ def denoiser_backward(dY, cache):
     X, W, b, Wy, H = cache
     dY = np.asarray(dY, dtype=np.float64)
     dWy = dY.T @ H
-    dZ = (dY @ Wy) * H * (1.0 - H)         # σ'(H̄) = σ(H̄)(1 − σ(H̄)) = H(1 − H), eq. (13)
+    dZ = (dY @ Wy) * H * (1.0 - H)         # σ'(H̄) = σ(H̄)(1 − σ(H̄)) = H(1 − H), Wolter II, eq. (13)
     return dZ @ W, dZ.T @ X, dZ.sum(axis=0), dWy
 
 
 def denoiser_step(X, T, W, b, Wy, lr):
-    """One step of gradient descent on the batch MSE, eq. (17): θ ← θ − lr ∇θ.
+    """One step of gradient descent on the batch MSE, Wolter II, eq. (17): θ ← θ − lr ∇θ.
 
     Inputs: X (N, n) noisy signals; T (N, n) the clean targets; W, b, Wy as in the forward
     pass; lr = ε > 0, the step size.

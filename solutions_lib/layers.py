@@ -5,11 +5,11 @@ The notes write one example as a column vector: h̄ = W x + b, h = f(h̄), with 
 same layer reads H̄ = X Wᵀ + b, H = f(H̄), H̄ and H of shape (N, n_out). Row n of H̄ is exactly
 (W x_n + b)ᵀ: nothing changes but the layout.
 
-The backward pass, eqs. (5)–(6), with Δ = dH the upstream gradient (N, n_out):
+The backward pass, Wolter II, eqs. (5)–(6), with Δ = dH the upstream gradient (N, n_out):
     dH̄ = f'(H̄) ⊙ Δ                   (N, n_out)
-    dW = dH̄ᵀ X                        (n_out, n_in)   -- eq. (5): [f'(h̄) ⊙ Δ] xᵀ, summed over rows
-    db = Σ_n dH̄_n                     (n_out,)        -- eq. (5), summed over the batch
-    dX = dH̄ W                         (N, n_in)       -- eq. (6): Wᵀ [f'(h̄) ⊙ Δ], as rows
+    dW = dH̄ᵀ X                        (n_out, n_in)   -- Wolter II, eq. (5): [f'(h̄) ⊙ Δ] xᵀ, summed over rows
+    db = Σ_n dH̄_n                     (n_out,)        -- Wolter II, eq. (5), summed over the batch
+    dX = dH̄ W                         (N, n_in)       -- Wolter II, eq. (6): Wᵀ [f'(h̄) ⊙ Δ], as rows
 Summing over the batch in dW and db is right because the loss is already averaged over the
 batch (its gradient carries the 1/N).
 """
@@ -53,7 +53,7 @@ def dense_forward(X, W, b, activation="linear"):
 
 
 def dense_backward(dH, cache):
-    """Backward pass of a dense layer, eqs. (5)–(6) batch-first.
+    """Backward pass of a dense layer, Wolter II, eqs. (5)–(6) batch-first.
 
     Inputs:
     - dH: (N, n_out) upstream gradient Δ = dLoss/dH.

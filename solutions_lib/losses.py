@@ -33,7 +33,7 @@ def _pair(pred, y, what):
 
 # ---------------------------------------------------------------- regression
 def mse(h, y):
-    """Mean squared error with the ½ of eq. (3), averaged over the batch.
+    """Mean squared error with the ½ of Wolter II, eq. (3), averaged over the batch.
 
     C = (1/N) Σ_n ½ ||y_n - h_n||².
     Inputs: h (N, K) network outputs, y (N, K) targets (or both (K,) for one example).
@@ -45,14 +45,14 @@ def mse(h, y):
 
 
 def mse_grad(h, y):
-    """Gradient of ``mse`` w.r.t. h: (h - y) / N, eq. (4) for N = 1. Shape of h."""
+    """Gradient of ``mse`` w.r.t. h: (h - y) / N, Wolter II, eq. (4) for N = 1. Shape of h."""
     h, y, n = _pair(h, y, "mse_grad")
     return (h - y) / n
 
 
 # ---------------------------------------------------------------- binary classification
 def binary_cross_entropy(p, y):
-    """Cross-entropy of eq. (18) on probabilities p = σ(o), averaged over the batch.
+    """Cross-entropy of Wolter II, eq. (18) on probabilities p = σ(o), averaged over the batch.
 
     C = -(1/N) Σ_n Σ_k [ y ln p + (1 - y) ln(1 - p) ], with p clipped to [EPS, 1 - EPS]
     so that p = 0 or 1 gives a large finite loss instead of inf/NaN.
@@ -71,7 +71,7 @@ def binary_cross_entropy_grad(p, y):
 
 
 def sigmoid_cross_entropy(o, y):
-    """Cross-entropy of eq. (18) computed from the logits o, with p = σ(o) fused in.
+    """Cross-entropy of Wolter II, eq. (18) computed from the logits o, with p = σ(o) fused in.
 
     Uses -[y ln σ(o) + (1-y) ln(1-σ(o))] = max(o, 0) - y o + ln(1 + e^{-|o|}), which is
     finite for any o (no σ that rounds to exactly 0 or 1).
@@ -82,7 +82,7 @@ def sigmoid_cross_entropy(o, y):
 
 
 def sigmoid_cross_entropy_grad(o, y):
-    """Gradient w.r.t. the logits: (σ(o) - y) / N, eq. (19) of the notes for N = 1.
+    """Gradient w.r.t. the logits: (σ(o) - y) / N, eq. (19) of Wolter II for N = 1.
 
     The σ'(o) of the chain rule cancels against the 1/(p(1-p)) of the loss: do not multiply
     by σ'(o) again.

@@ -123,3 +123,32 @@ def test_validation_fails_when_tests_fail(course_copy):
     assert build.validate([release_nb], course_copy, invert=True) == []
     source_nb = nbcells.notebooks(course_copy / "source_notebooks" / name)[0]
     assert build.validate([source_nb], course_copy) == []
+
+
+def test_students_nbgrader_validate_prints_whole_messages(fresh_release, tmp_path):
+    """`nbgrader validate` in a copy of release/ reads the release's nbgrader_config.py: no
+    "No nbgrader_config.py file found" warning, and a message line longer than nbgrader's
+    default width (87 characters) arrives whole, down to the part that names the bug."""
+    import shutil
+
+    name = "01_perceptron"
+    copy = tmp_path / "release"
+    shutil.copytree(fresh_release, copy)
+    assert (copy / "nbgrader_config.py").read_text() == build.STUDENT_NBGRADER_CONFIG
+    nb_path = copy / name / f"{name}.ipynb"
+    nb = nbformat.read(nb_path, as_version=4)
+    (cell,) = [c for c in nb.cells if nbcells.grade_id(c) == "step_sign"]
+    cell.source = ("def step(z):\n    return (np.asarray(z) >= 0).astype(float)\n\n"
+                   "def step_grad(z):\n    return np.zeros(np.shape(z))\n\n"
+                   "def sign(z):\n    return np.sign(z).astype(float)      # np.sign(0) is 0\n\n"
+                   "def sign_grad(z):\n    return np.zeros(np.shape(z))\n")
+    nbformat.write(nb, nb_path)
+    proc = subprocess.run([sys.executable, "-m", "nbgrader", "validate", f"{name}/{name}.ipynb"],
+                          cwd=copy, capture_output=True, text=True, timeout=300,
+                          env={**__import__("os").environ, "NN_COURSE_HEADLESS": "1"})
+    assert "No nbgrader_config.py file found" not in proc.stdout + proc.stderr
+    lines = [ln for ln in proc.stdout.splitlines()           # the error, not the cell's source
+             if "AssertionError" in ln and "sign(0) came out as 0" in ln]
+    assert lines, proc.stdout[-3000:]
+    assert len(lines[0]) > 90 and not lines[0].endswith("...")
+    assert "decide with the comparison z >= 0" in lines[0], lines[0]

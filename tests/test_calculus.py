@@ -100,6 +100,15 @@ def test_neuron_forward_and_backward():
     np.testing.assert_array_equal(w, [0.3, -1.2, 2.0])
 
 
+def test_neuron_gives_the_numbers_of_doans_deck():
+    # notebook 3's inputs reproduce the deck's ∂f/∂w₁ ≈ -0.24… and ∂f/∂x₁ ≈ 0.48…
+    f, cache = C.neuron_forward(np.array([2.0, -3.0]), np.array([-1.0, -2.0]), -3.6)
+    dw, dx, db = C.neuron_backward(1.0, cache)
+    assert f == pytest.approx(0.598687660112452)
+    assert -0.25 < dw[0] < -0.24 and 0.48 < dx[0] < 0.49
+    assert dx[0] / dw[0] == pytest.approx(-2.0)
+
+
 def test_neuron_at_zero_preactivation():
     # s = 0: f = 0.5 and σ'(0) = 0.25, so dw = 0.25 x and dx = 0.25 w
     w, x = np.array([2.0, -1.0]), np.array([1.0, 2.0])

@@ -232,3 +232,39 @@ def test_unwritten_loss_gives_the_short_message_in_gradient_checks():
     y = np.zeros((4, 3))
     with pytest.raises(AssertionError, match="^mse is not implemented yet"):
         checks.check_gradient(lambda h: mse(h, y), lambda h: mse_grad(h, y), np.ones((4, 3)))
+
+
+# ---------------------------------------------------------------- a loss at large logits
+def _clipped_cross_entropy(z, y, eps=1e-12):
+    """The typical "fix" for log(0): softmax, then clip, then log."""
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    p = np.clip(e / e.sum(axis=-1, keepdims=True), eps, 1.0 - eps)
+    return float(-np.mean(np.sum(y * np.log(p), axis=-1)))
+
+
+def _naive_cross_entropy(z, y):
+    """Softmax without the shift, then log: inf/inf = NaN at large logits."""
+    with np.errstate(all="ignore"):
+        p = np.exp(z) / np.exp(z).sum(axis=-1, keepdims=True)
+        return float(-np.mean(np.sum(y * np.log(p), axis=-1)))
+
+
+def test_loss_messages_at_large_logits_point_to_log_sum_exp_and_name_clipping():
+    from solutions_lib import losses
+
+    rng = np.random.default_rng(11)
+    Z = 1000.0 * rng.normal(size=(6, 4))
+    Y = np.eye(4)[rng.integers(0, 4, size=6)]
+    checks.check_forward(_clipped_cross_entropy, losses.softmax_cross_entropy, (Z / 1000.0, Y))
+    with pytest.raises(AssertionError) as err:        # relative error ~1, but now named
+        checks.check_forward(_clipped_cross_entropy, losses.softmax_cross_entropy, (Z, Y))
+    assert "clipping probabilities" in str(err.value) and "log-sum-exp" in str(err.value)
+    with pytest.raises(AssertionError) as err:
+        checks.check_forward(_naive_cross_entropy, losses.softmax_cross_entropy, (Z, Y))
+    assert "NaN or inf" in str(err.value) and "log-sum-exp" in str(err.value)
+    assert "clip" not in str(err.value)
+    # a right answer times ½ is still named as a factor, not as clipping
+    half = lambda z, y: 0.5 * losses.softmax_cross_entropy(z, y)      # noqa: E731
+    with pytest.raises(AssertionError) as err:
+        checks.check_forward(half, losses.softmax_cross_entropy, (Z, Y))
+    assert "clip" not in str(err.value)

@@ -41,7 +41,18 @@ KIT = "autograder"
 #: Dependencies students do not list themselves (nbgrader, which they do get, brings both).
 INSTRUCTOR_ONLY = ("nbformat", "nbclient")
 #: Files the build writes at the top of release/, next to the assignments.
-RELEASE_FILES = ("README.md", "environment.yml", "requirements.txt")
+RELEASE_FILES = ("README.md", "environment.yml", "requirements.txt", "nbgrader_config.py")
+#: The students' nbgrader_config.py: `nbgrader validate` finds it (no "No nbgrader_config.py
+#: file found" warning) and prints message lines whole. Validator.width (default 90) cuts every
+#: line at width - 3 characters; it is also the length of the "=====" line between failures,
+#: so 1000, not more: a message line that long does not occur.
+STUDENT_NBGRADER_CONFIG = """# nbgrader's settings for your copy of the assignments (written by `nn-course build`).
+# `nbgrader validate NN_topic/NN_topic.ipynb`, run in this folder, reads it: it prints every
+# line of a test's message whole instead of cutting it at 87 characters (the Validate button
+# in JupyterLab shows messages whole anyway).
+c = get_config()  # noqa: F821  (provided by nbgrader when it loads this file)
+c.Validator.width = 1000
+"""
 #: After installing, students switch off nbgrader's instructor tools. nbgrader comes with its
 #: student extensions (the notebook toolbar's Validate button, the Assignment List) and its
 #: instructor ones (Formgrader, Create Assignment, the Course List); the instructor ones are
@@ -143,7 +154,8 @@ def write_student_files(root, target, names):
 
     - README.md: how to set up (pip or conda, then ``STUDENT_SETUP_COMMANDS``) and work;
     - requirements.txt (pip) and environment.yml (conda): the course's dependencies with
-      nbgrader for the Validate button, without the reference solutions.
+      nbgrader for the Validate button, without the reference solutions;
+    - nbgrader_config.py: ``STUDENT_NBGRADER_CONFIG``, for ``nbgrader validate`` in release/.
     """
     deps, python = _student_dependencies(root)
     listing = "\n".join(f"- `{name}/`" for name in names)
@@ -160,6 +172,7 @@ def write_student_files(root, target, names):
              "name: nn-course-student", "channels:", "  - conda-forge", "dependencies:",
              "  - python=3.11"] + [f"  - {d}" for d in deps]
     (Path(target) / "environment.yml").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (Path(target) / "nbgrader_config.py").write_text(STUDENT_NBGRADER_CONFIG, encoding="utf-8")
 
 
 def add_kit(folder):

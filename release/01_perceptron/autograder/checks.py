@@ -330,7 +330,9 @@ def diagnose(actual, expected, name="result", *, batch_size=None, hypotheses=())
         idx = np.argwhere(bad)[0]
         return (f"{name} contains NaN or inf (first at index {_fmt_index(idx)}). Typical causes: "
                 "exp of a large number overflowed (use the stable form: subtract the maximum, or "
-                "exp(-|z|)), or log(0) (clip probabilities away from 0 and 1).")
+                "exp(-|z|)), or log(0) of a probability that rounded to 0: take the log from the "
+                "logits with the stable log-sum-exp form, ln p_k = (z_k - m) - ln Σ_j e^(z_j - m) "
+                "with m = max_j z_j, instead of the log of a probability.")
     scale = max(np.max(np.abs(e), initial=0.0), np.max(np.abs(a), initial=0.0))
     if scale == 0.0 or np.max(np.abs(a - e)) <= 1e-9 * scale:
         return None
@@ -356,6 +358,14 @@ def diagnose(actual, expected, name="result", *, batch_size=None, hypotheses=())
         advice = _ratio_advice(name, a, e)
         if advice:
             return advice
+    if (np.all(a >= 0) and np.all(a <= e + 1e-9 * scale) and np.max(e) > 15.0
+            and np.max(a) < 750.0):
+        # a loss capped at -ln(eps): what np.clip(p, eps, 1 - eps) before the log gives
+        return (f"{name} is too small where the expected value is large, as if the log of a "
+                "probability were capped: that is what clipping probabilities (np.clip(p, eps, "
+                "1 - eps)) before the log does at large logits. Drop the clip and take the log "
+                "from the logits with the stable log-sum-exp form, ln p_k = (z_k - m) - "
+                "ln Σ_j e^(z_j - m) with m = max_j z_j.")
     err = np.abs(a - e)
     if a.ndim == 0:
         return f"{name} does not match the expected value (relative error {float(err / scale):.1e})."
