@@ -69,8 +69,10 @@ def main(argv=None):
     d.add_argument("--correct", type=int, default=4, help="students with the reference answers")
     d.add_argument("--blank", type=int, default=3, help="students who hand in the release untouched")
     d.add_argument("--no-progress", action="store_true", help="no progress bar")
+    from .instructor import hub; hub.add_commands(sub)
     args = parser.parse_args(argv)
 
+    if args.command in ("hub", "release-feedback"): return hub.run(args)
     try:
         if args.command == "build":
             build_module.build(args.root, check=args.check, run_validation=not args.no_validate)

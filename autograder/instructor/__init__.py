@@ -1,0 +1,1 @@
+"""The instructor's side of the course (never copied to students)."""
