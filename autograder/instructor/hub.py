@@ -265,6 +265,34 @@ def _need_root(what):
         raise HubError(f"{what} needs root (it creates folders for other users and runs commands as them)")
 
 
+def python_paths(settings):
+    """What other users must be able to enter: the environment's bin/ and its real interpreter."""
+    python = Path(settings.python_bin) / "python"
+    return [Path(settings.python_bin), python.resolve().parent, Path(settings.deploy_dir)]
+
+
+def open_paths(paths, log=print):
+    """``chmod o+x`` on every folder above ``paths`` that others cannot enter (a clone under
+    /root, a pyenv Python in /root/.pyenv); returns [(folder, old mode)] for ``close_paths``."""
+    opened = []
+    for path in paths:
+        for parent in [Path(path), *Path(path).parents]:
+            if parent.exists() and not parent.stat().st_mode & 0o001 and parent not in [p for p, _ in opened]:
+                opened.append((parent, parent.stat().st_mode & 0o7777))
+                parent.chmod(parent.stat().st_mode | 0o001)
+    if opened:
+        log("made searchable by other users (put back at the end): " + ", ".join(str(p) for p, _ in opened))
+    return opened
+
+
+def close_paths(opened):
+    for parent, mode in reversed(opened):
+        try:
+            parent.chmod(mode)
+        except OSError:
+            pass
+
+
 def _traversable(path):
     """The first folder above ``path`` that other users cannot enter, or None."""
     for parent in [Path(path), *Path(path).parents]:
@@ -282,7 +310,7 @@ def install(settings, log=print):
         raise HubError("these Unix accounts do not exist: " + ", ".join(missing) + ". Create them first, "
                        "e.g. `useradd -m -s /bin/bash NAME && passwd NAME` (with PAM, students log in "
                        "with that password).")
-    blocked = _traversable(settings.python_bin) or _traversable(settings.deploy_dir)
+    blocked = next(filter(None, map(_traversable, python_paths(settings))), None)
     if blocked:
         raise HubError(f"{blocked} is not searchable by other users (mode {blocked.stat().st_mode & 0o777:o}), "
                        f"so students' servers cannot run {settings.python_bin} or read "
@@ -322,9 +350,6 @@ def install(settings, log=print):
     log(f"building the release and the gradebook in {root} as {settings.grader} ...")
     run_as(settings, settings.grader, [str(Path(settings.python_bin) / "nn-course"), "build",
                                        "--root", str(root), "--no-validate"], cwd=str(root))
-    for student in settings.students:
-        run_as(settings, settings.grader, [str(Path(settings.python_bin) / "nbgrader"), "db", "student", "add",
-                                           student], cwd=str(settings.course_dir))
     return root
 
 
@@ -646,17 +671,10 @@ def demo(deploy_dir=None, port=8000, log=print, wait=True):
                         exchange=str(scratch / "exchange"), course_root=str(scratch / "nn-grader-course"),
                         port=port, hub_api_port=free_port(), proxy_api_port=free_port(),
                         service_port=free_port())
-    blocked = _traversable(settings.python_bin)
-    opened = []
     hub = None
     passwords = {}
+    opened = open_paths(python_paths(settings), log=log)   # e.g. a clone under /root (0700)
     try:
-        if blocked:                                  # e.g. a clone under /root (0700)
-            for parent in [Path(settings.python_bin), *Path(settings.python_bin).parents]:
-                if parent.exists() and not parent.stat().st_mode & 0o001:
-                    opened.append((parent, parent.stat().st_mode & 0o7777))
-                    parent.chmod(parent.stat().st_mode | 0o001)
-            log(f"made {', '.join(str(p) for p, _ in opened)} searchable by others for the demo (put back at the end)")
         init(settings)
         passwords = create_users(settings.users)
         install(settings, log=log)
@@ -692,8 +710,7 @@ def demo(deploy_dir=None, port=8000, log=print, wait=True):
         if hub is not None:
             hub.stop(settings.users)
         remove_users(list(passwords))
-        for parent, mode in reversed(opened):
-            parent.chmod(mode)
+        close_paths(opened)
         shutil.rmtree(scratch, ignore_errors=True)
         shutil.rmtree(deploy_dir, ignore_errors=True)
         log("done.")
