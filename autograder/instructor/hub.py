@@ -321,6 +321,12 @@ def install(settings, log=print):
     for sub in ("jupyter", "student-site"):
         for path in [deploy / sub, *(deploy / sub).rglob("*")]:
             path.chmod(0o755 if path.is_dir() else 0o644)
+    # homes: Debian's useradd makes them 0755; then every student could read the others' work
+    for user in settings.users:
+        home = Path(pwd.getpwnam(user).pw_dir)
+        if home.is_dir() and home.stat().st_mode & 0o077:
+            log(f"chmod 700 {home} (other users could read it)")
+            home.chmod(0o700)
     grader = pwd.getpwnam(settings.grader)
     # exchange: the root 0777 as nbgrader wants it; the course folder belongs to the grader, so
     # that no student can put one there first

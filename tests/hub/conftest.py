@@ -178,6 +178,12 @@ def deployment():
 
 
 @pytest.fixture(scope="session")
+def timings():
+    """{step: seconds} of the cycle, printed at the end of the run."""
+    return TIMINGS
+
+
+@pytest.fixture(scope="session")
 def screenshots():
     if SCREENSHOTS.exists():
         shutil.rmtree(SCREENSHOTS)
