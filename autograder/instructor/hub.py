@@ -694,18 +694,20 @@ def demo(deploy_dir=None, port=8000, log=print, wait=True):
             log(f"  student     {s:14s} password {passwords[s]}")
         log(f"  grader acct {settings.grader:14s} password {passwords[settings.grader]}  (runs the formgrader)")
         log(f"Formgrader (instructor): {settings.url}/services/{settings.course_id}/formgrader")
-        log("Students: Nbgrader > Assignment List > Fetch 01_perceptron, work, Validate, Submit.")
-        log("Then, as root in another terminal (the grader's side of the cycle):")
-        grader_cmd = f"runuser -u {settings.grader} -- env JUPYTER_CONFIG_PATH={deploy_dir}/jupyter/grader:{deploy_dir}/jupyter/global"
-        log(f"  cd {settings.course_dir} && {grader_cmd} {settings.python_bin}/nbgrader collect 01_perceptron")
-        log(f"  ... {settings.python_bin}/nn-course grade --course {settings.course_dir} {settings.course_dir}/submitted")
-        log(f"  ... {settings.python_bin}/nn-course release-feedback --course {settings.course_dir} 01_perceptron")
-        log("Students then press Fetch Feedback in the Assignment List.")
+        log("1. Students: Nbgrader > Assignment List > Fetch 01_perceptron, open it, work, Validate, Submit.")
+        log(f"2. Instructor: {settings.url}/services/{settings.course_id}/lab (the formgrader's JupyterLab, run by")
+        log(f"   {settings.grader}), File > New > Terminal, in the course folder:")
+        log("       nbgrader collect 01_perceptron")
+        log("       nn-course grade --course . submitted")
+        log("   then Nbgrader > Formgrader > Manual Grading for the written answers, and")
+        log("       nn-course release-feedback --course . 01_perceptron")
+        log("3. Students: Assignment List > Fetch Feedback, then (view feedback).")
         log(f"Deployment files: {deploy_dir}   hub log: {hub.log_path}")
         log("=" * 78)
         if wait:
             stop = []
             signal.signal(signal.SIGTERM, lambda *a: stop.append(1))
+            signal.signal(signal.SIGINT, lambda *a: stop.append(1))     # Ctrl-C
             try:
                 while not stop and hub.proc.poll() is None:
                     time.sleep(1)
