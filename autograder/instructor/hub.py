@@ -595,17 +595,24 @@ def release_feedback(course_dir, assignment=None, student=None, log=print):
             result["skipped"].append((key, "no submission_secret.txt: not collected from the exchange"))
             continue
         html_path = report.feedback_path(course, record)
-        ledger_time = course.ledger_path(record["assignment"], record["student"]).stat().st_mtime
+        # the worker writes the feedback just before the ledger record: the grading began at
+        # the record's time minus its duration
+        graded = course.ledger_path(record["assignment"], record["student"]).stat().st_mtime - \
+            record.get("seconds", {}).get("total", 0) - record.get("seconds", {}).get("feedback", 0) - 2
         state = _gradebook_state(course, record)
         seen = manifest.get(key, {}).get("gradebook")
-        if (not html_path.is_file() or html_path.stat().st_mtime < ledger_time
+        if (not html_path.is_file() or html_path.stat().st_mtime < graded
                 or (seen is not None and seen != state) or (seen is None and _manually_graded(state))):
             stale.append(record)         # written before the last grading or the formgrader's changes
     if stale:
         report.write_feedback(course, stale, force=True, log=log)
+    from nbgrader.utils import notebook_hash
+
+    skipped = {k for k, _ in result["skipped"]}
+    ready = {}                                       # {assignment: [record]}
     for record in records:
         key = f"{record['assignment']}/{record['student']}"
-        if any(k == key for k, _ in result["skipped"]):
+        if key in skipped:
             continue
         submitted = course.root / "submitted" / record["student"] / record["assignment"]
         html_path = report.feedback_path(course, record)
@@ -616,21 +623,32 @@ def release_feedback(course_dir, assignment=None, student=None, log=print):
             shutil.copy(submitted / name, html_path.parent / name)
         for page in html_path.parent.glob("*.html"):
             page.write_text(offline_mathjax(page.read_text(encoding="utf-8")), encoding="utf-8")
-        proc = subprocess.run([sys.executable, "-m", "nbgrader", "release_feedback", record["assignment"],
-                               "--student", record["student"]], cwd=course.dir, capture_output=True, text=True)
+        ready.setdefault(record["assignment"], []).append(record)
+    outbound = _exchange_root(course.dir) / course.course_id / "feedback"
+    for name, group in ready.items():
+        # nbgrader's release_feedback, once per assignment, for exactly the students ready
+        students = {r["student"] for r in group}
+        others = sorted({p.parent.parent.name for p in (course.root / "feedback").glob(f"*/{name}/*.html")}
+                        - students)
+        args = [sys.executable, "-m", "nbgrader", "release_feedback", name]
+        if others:
+            args.append("--CourseDirectory.student_id_exclude=" + ",".join(others))
+        proc = subprocess.run(args, cwd=course.dir, capture_output=True, text=True)
         if proc.returncode != 0:
-            result["skipped"].append((key, "nbgrader release_feedback failed: " + proc.stderr.strip()[-500:]))
+            result["skipped"] += [(f"{name}/{r['student']}", "nbgrader release_feedback failed: "
+                                   + proc.stderr.strip()[-500:]) for r in group]
             continue
-        from nbgrader.utils import notebook_hash
-
-        secret = (submitted / "submission_secret.txt").read_text()
-        names = [notebook_hash(secret=secret, notebook_id=p.stem) + ".html" for p in html_path.parent.glob("*.html")]
-        outbound = _exchange_root(course.dir) / course.course_id / "feedback"
-        for old in manifest.get(key, {}).get("files", []):
-            if old not in names:                     # an earlier submission's feedback
-                (outbound / old).unlink(missing_ok=True)
-        manifest[key] = {"files": names, "gradebook": _gradebook_state(course, record)}
-        result["released"].append(key)
+        for record in group:
+            key = f"{name}/{record['student']}"
+            html_path = report.feedback_path(course, record)
+            secret = (html_path.parent / "submission_secret.txt").read_text()
+            names = [notebook_hash(secret=secret, notebook_id=p.stem) + ".html"
+                     for p in html_path.parent.glob("*.html")]
+            for old in manifest.get(key, {}).get("files", []):
+                if old not in names:                 # an earlier submission's feedback
+                    (outbound / old).unlink(missing_ok=True)
+            manifest[key] = {"files": names, "gradebook": _gradebook_state(course, record)}
+            result["released"].append(key)
     course.state.mkdir(parents=True, exist_ok=True)
     manifest_path.write_text(json.dumps(manifest, indent=1), encoding="utf-8")
     for key in result["released"]:

@@ -1,6 +1,7 @@
 """Fixtures of the hub tests: a real JupyterHub with real Unix users, and a PostgreSQL server.
 
-- ``deployment``: ``nn-course hub init`` + ``install`` into scratch folders, Unix users created
+- ``deployment``: ``nn-course hub init`` + ``install`` into scratch folders (the gradebook on
+  the ``postgres`` server below), Unix users created
   (an instructor, the grader account, three students and one user who is not enrolled), the
   hub started on 127.0.0.1 with the local-process spawner and PAM; at the end the hub is
   stopped by its pid (it stops the servers, the formgrader service and the proxy), whatever
@@ -135,7 +136,7 @@ class Deployment:
 
 
 @pytest.fixture(scope="session")
-def deployment():
+def deployment(postgres):
     need_root()
     need_proxy()
     from autograder.instructor import hub
@@ -149,7 +150,8 @@ def deployment():
     tag = os.urandom(2).hex()
     names = {"instructor": f"{PREFIX}{tag}-teach", "grader": f"{PREFIX}{tag}-grader",
              "students": [f"{PREFIX}{tag}-{s}" for s in ("ada", "ben", "cyd")], "outsider": f"{PREFIX}{tag}-out"}
-    settings = hub.Settings(str(deploy), instructors=[names["instructor"]], grader=names["grader"],
+    settings = hub.Settings(str(deploy), db_url=postgres("hubcourse"),       # the gradebook: PostgreSQL
+                            instructors=[names["instructor"]], grader=names["grader"],
                             students=names["students"], exchange=str(srv / "exchange"),
                             course_root=str(srv / "grader-home" / "nn-foundations"), repo=str(ROOT),
                             port=_free_port(), hub_api_port=_free_port(), proxy_api_port=_free_port(),

@@ -111,13 +111,13 @@ def test_a_user_not_enrolled_cannot_fetch(deployment):
 @pytest.mark.parametrize("who, kind", [(1, "reference"), (2, "bug")])
 def test_students_fetch_validate_and_submit(deployment, who, kind):
     student = _students(deployment)[who]
-    with _timed("fetch (nbgrader fetch_assignment, per student)"):
+    with _timed("fetch (nbgrader fetch_assignment; ben + cyd)"):
         deployment.run(student, "nbgrader", "fetch_assignment", NAME, "--course", COURSE)
     folder = _work_folder(deployment, student)
     _write_as(student, folder / f"{NAME}.ipynb", _answers(kind))          # the student works
     proc = deployment.run(student, "nbgrader", "validate", f"{NAME}.ipynb", cwd=str(folder), check=False)
     assert ("Success! Your notebook passes all the tests." in proc.stdout) == (kind == "reference"), proc.stdout[-2000:]
-    with _timed("submit (nbgrader submit, per student)"):
+    with _timed("submit (nbgrader submit; ben + cyd)"):
         deployment.run(student, "nbgrader", "submit", NAME, "--course", COURSE)
 
 
@@ -246,6 +246,7 @@ def test_collect_grade_and_release_feedback(deployment):
     with _timed("grade (nn-course grade, 3 students, 2 workers)"):
         proc = dep.grader("nn-course", "grade", "--course", course, course / "submitted", "--no-progress")
     assert "failed 0" in proc.stdout, proc.stdout
+    assert dep.settings.db_url.startswith("postgresql+psycopg://"), "the course's gradebook is PostgreSQL"
     # a manual grade and a comment, through nbgrader's API as the formgrader writes them
     dep.grader("python", "-c", f"""
 from nbgrader.api import Gradebook
@@ -275,7 +276,7 @@ with Gradebook(c.db_url, c.course_id) as gb:
 
 
 def _fetch_feedback(dep, student):
-    with _timed("fetch feedback (nbgrader fetch_feedback, per student)"):
+    with _timed("fetch feedback (nbgrader fetch_feedback; ben, cyd, cyd again)"):
         dep.run(student, "nbgrader", "fetch_feedback", NAME, "--course", COURSE)
     pages = sorted(glob.glob(str(_work_folder(dep, student) / "feedback" / "*" / f"{NAME}.html")))
     assert pages, f"{student} got feedback"
