@@ -379,6 +379,9 @@ class Hub:
 
     def __init__(self, settings, admin_token=None, timeout=90):
         _need_root("starting the hub with local processes")
+        if shutil.which("configurable-http-proxy") is None:
+            raise HubError("configurable-http-proxy is not installed: `npm install -g configurable-http-proxy` "
+                           "(Debian: apt-get install npm first)")
         self.settings = settings
         self.admin_token = admin_token or secrets.token_hex(24)
         deploy = Path(settings.deploy_dir)
