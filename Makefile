@@ -4,12 +4,12 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: install test test-fast release check-release demo grade report bench bench-sliders clean
+.PHONY: install test test-fast release check-release demo hub-demo grade report bench bench-sliders clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[test]"
+	$(PY) -m pip install --quiet -e ".[test,hub]"
 	touch $@
 
 install: $(VENV)/.installed
@@ -32,6 +32,11 @@ check-release: install
 # build, grade (parallel, sandboxed, re-checked), feedback, class report, expectations checked.
 demo: install
 	$(VENV)/bin/nn-course demo --out demo-class
+
+# The course on JupyterHub at http://127.0.0.1:8000 (as root): an instructor and three demo
+# students (Unix users), notebook 1 released; Ctrl-C stops it and removes what it created.
+hub-demo: install
+	$(VENV)/bin/nn-course hub demo
 
 # Grade a folder laid out like nbgrader's submitted/ (or an LMS zip) into course/gradebook.db:
 #   make grade SUBMISSIONS=path/to/submitted

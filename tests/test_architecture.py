@@ -5,7 +5,8 @@ count too) and each import of the course's own modules must point to a lower lay
 
     kit (autograder/*.py) -> solutions_lib -> nbcells -> records -> intake, integrity, probe,
     sandbox, zygote, build -> recheck -> nbexec, feedback -> worker, pool, report ->
-    synthetic (answers -> adversaries -> classroom -> demo) -> cli
+    synthetic (answers -> adversaries -> classroom -> demo), hub (deploy -> host, exchange ->
+    demo -> commands) -> cli
 
 A module may import only modules of a lower layer, so there is no cycle, ``report`` (beside
 ``worker`` and ``pool``) reads the ledger without knowing how it was graded, and the kit
@@ -26,16 +27,16 @@ LAYERS = [
     [f"{I}.intake", f"{I}.integrity", f"{I}.probe", f"{I}.sandbox", f"{I}.zygote", f"{I}.build"],
     [f"{I}.recheck"],
     [f"{I}.nbexec", f"{I}.feedback"],
-    [f"{I}.worker", f"{I}.pool", f"{I}.report"],
-    [f"{I}.synthetic.answers"],
-    [f"{I}.synthetic.adversaries"],
+    [f"{I}.worker", f"{I}.pool", f"{I}.report", f"{I}.hub.deploy"],
+    [f"{I}.synthetic.answers", f"{I}.hub.host", f"{I}.hub.exchange"],
+    [f"{I}.synthetic.adversaries", f"{I}.hub.demo"],
     [f"{I}.synthetic.classroom"],
-    [f"{I}.synthetic.demo"],
-    [f"{I}.cli", f"{I}.hub"],
+    [f"{I}.synthetic.demo", f"{I}.hub.commands"],
+    [f"{I}.cli"],
     [f"{I}.__main__"],
 ]
 #: Packages whose __init__ holds only a docstring: importing them is importing nothing.
-EMPTY_PACKAGES = (I, f"{I}.synthetic")
+EMPTY_PACKAGES = (I, f"{I}.synthetic", f"{I}.hub")
 #: What the kit never imports (it is copied to students, who have none of it).
 KIT_FORBIDDEN = ("autograder.instructor", "solutions_lib", "nbgrader")
 

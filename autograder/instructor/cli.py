@@ -9,12 +9,16 @@ Commands:
   report           grades CSV, feedback HTML and the class report with plots
   demo             build, synthesise a class (correct, buggy, blank, adversarial), grade it,
                    report, and check every expected outcome
+  hub init|install|start|demo
+                   the course on JupyterHub (docs/hub.md)
+  release-feedback return the feedback of the last graded submissions through nbgrader's exchange
 """
 import argparse
 import sys
 from pathlib import Path
 
 from . import build as build_module
+from .hub import commands as hub_commands
 from .nbcells import CourseError, find_root
 from .sandbox import Limits
 
@@ -70,11 +74,14 @@ def parser():
     d.add_argument("--correct", type=int, default=4, help="students with the reference answers")
     d.add_argument("--blank", type=int, default=3, help="students who hand in the release untouched")
     d.add_argument("--no-progress", action="store_true", help="no progress bar")
+    hub_commands.add_commands(sub)
     return parser
 
 
 def main(argv=None):
     args = parser().parse_args(argv)
+    if args.command in hub_commands.COMMANDS:
+        return hub_commands.run(args)
     try:
         if args.command == "build":
             build_module.build(args.root, check=args.check, run_validation=not args.no_validate)

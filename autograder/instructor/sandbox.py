@@ -84,9 +84,12 @@ def wrap(command, hide, scratch):
             "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
     for folder in _needed_under_tmp():
         argv += ["--ro-bind", folder, folder]
-    for folder in sorted({os.path.abspath(h) for h in hide}):
+    folders = sorted({os.path.abspath(h) for h in hide})
+    for folder in folders:
         if _inside(scratch, folder):
             raise ValueError(f"the scratch folder {scratch} must not lie inside the hidden {folder}")
+        if any(other != folder and _inside(folder, other) for other in folders):
+            continue                     # hidden with the folder around it (course/submitted)
         if os.path.isdir(folder):
             argv += ["--tmpfs", folder, "--remount-ro", folder]
     argv += ["--bind", scratch, scratch, "--chdir", scratch, "--"]
