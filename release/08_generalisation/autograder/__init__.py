@@ -1,5 +1,9 @@
-"""Helpers for this assignment: the checks its test cells call, data loaders, widgets.
+"""The student kit: the checks the test cells call, the data loaders, the widgets.
 
-Copied from the course repository's ``autograder`` package by ``nn-course build``; do not edit
-(a fresh build replaces it). Nothing here contains a solution.
+Every module directly in this folder is the kit (``checks``, ``datasets``, ``widgets``, and
+this ``__init__``): ``nn-course build`` copies them into each assignment as its own
+``autograder/`` folder, and grading puts the originals back over a student's copy, so an
+edited copy changes nothing (a fresh build replaces it). Nothing here holds a solution, and
+nothing here imports the instructor's tools (``autograder/instructor/``, never copied),
+nbgrader or the reference solutions: a test checks it.
 """

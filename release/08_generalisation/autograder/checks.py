@@ -144,8 +144,13 @@ def _call_checked(fn, args, name, arg_names=None):
         if _mutated(before, after):
             _fail(_mutation_message(name, arg))
     if result is None:
-        _fail(f"{name} returned None: did you forget `return`?")
+        _fail(_none_message(f"the result of {name}"))
     return result, warned
+
+
+def _none_message(what):
+    """The one message for a result that is None: the function has no ``return`` (or returns nothing)."""
+    return f"{what} is None: did you forget `return`?"
 
 
 def _fail(messages):
@@ -325,7 +330,9 @@ def diagnose(actual, expected, name="result", *, batch_size=None, hypotheses=())
         idx = np.argwhere(bad)[0]
         return (f"{name} contains NaN or inf (first at index {_fmt_index(idx)}). Typical causes: "
                 "exp of a large number overflowed (use the stable form: subtract the maximum, or "
-                "exp(-|z|)), or log(0) (clip probabilities away from 0 and 1).")
+                "exp(-|z|)), or log(0) of a probability that rounded to 0: take the log from the "
+                "logits with the stable log-sum-exp form, ln p_k = (z_k - m) - ln Σ_j e^(z_j - m) "
+                "with m = max_j z_j, instead of the log of a probability.")
     scale = max(np.max(np.abs(e), initial=0.0), np.max(np.abs(a), initial=0.0))
     if scale == 0.0 or np.max(np.abs(a - e)) <= 1e-9 * scale:
         return None
@@ -351,6 +358,14 @@ def diagnose(actual, expected, name="result", *, batch_size=None, hypotheses=())
         advice = _ratio_advice(name, a, e)
         if advice:
             return advice
+    if (np.all(a >= 0) and np.all(a <= e + 1e-9 * scale) and np.max(e) > 15.0
+            and np.max(a) < 750.0):
+        # a loss capped at -ln(eps): what np.clip(p, eps, 1 - eps) before the log gives
+        return (f"{name} is too small where the expected value is large, as if the log of a "
+                "probability were capped: that is what clipping probabilities (np.clip(p, eps, "
+                "1 - eps)) before the log does at large logits. Drop the clip and take the log "
+                "from the logits with the stable log-sum-exp form, ln p_k = (z_k - m) - "
+                "ln Σ_j e^(z_j - m) with m = max_j z_j.")
     err = np.abs(a - e)
     if a.ndim == 0:
         return f"{name} does not match the expected value (relative error {float(err / scale):.1e})."
@@ -384,7 +399,7 @@ def _shape_advice(name, got, want, batch_size):
 def check_shape(actual, shape, name="result"):
     """Assert that ``actual`` is an array of the given shape."""
     if actual is None:
-        _fail(f"{name} is None: did the function forget to `return` its result?")
+        _fail(_none_message(name))
     got = np.shape(actual)
     if got != tuple(shape):
         _fail(_shape_advice(name, got, tuple(shape), None))
@@ -393,7 +408,7 @@ def check_shape(actual, shape, name="result"):
 def check_dtype(actual, dtype=np.float64, name="result"):
     """Assert that ``actual`` is an array of the given dtype (default float64)."""
     if actual is None:
-        _fail(f"{name} is None: did the function forget to `return` its result?")
+        _fail(_none_message(name))
     got, want = np.asarray(actual).dtype, np.dtype(dtype)
     if got == want:
         return
@@ -433,7 +448,7 @@ def check_close(actual, expected, name="result", rtol=None, atol=1e-12, batch_si
     to 1e-6 for float64 results and 2e-3 for float32 ones.
     """
     if actual is None:
-        _fail(f"{name} is None: did the function forget to `return` its result?")
+        _fail(_none_message(name))
     a, e = np.asarray(actual), np.asarray(expected)
     if a.shape != e.shape:
         _fail(_shape_advice(name, a.shape, e.shape, batch_size))
@@ -658,8 +673,18 @@ def check_gradients(forward, grads, inputs, dout=None, *, names=None, mode="auto
 
     _call(forward, **_copy_tree(x64))     # an unwritten forward: the one-line message, no traceback
     with _one_blas_thread():
-        problems = _compare_all(grads, x64, names, loss, mode, small, rng, rtol, batch_size,
-                                hypotheses, inputs, dout)
+        extra = [] if dout is None else [np.asarray(dout)]
+        problems, ready = _ready_gradients(grads, x64, names, rtol, batch_size, list(inputs.values()) + extra)
+        if not (mode == "fast" and not problems and _joint_probes_pass(ready, x64, loss, rng)):
+            for key, (g64, tol_rel) in ready.items():
+                L = lambda v, key=key: loss({key: v})  # noqa: E731
+                if mode == "full" and small:
+                    problem = _compare_entries(L, x64[key], g64, tol_rel, names[key], batch_size,
+                                               hypotheses.get(key, ()))
+                else:
+                    problem = _compare_directions(L, x64[key], g64, tol_rel, names[key], batch_size, mode, rng)
+                if problem:
+                    problems.append(problem)
     if problems:
         problems = _group(problems, list(names.values()))
         if warned:
@@ -667,24 +692,25 @@ def check_gradients(forward, grads, inputs, dout=None, *, names=None, mode="auto
         _fail(problems)
 
 
-def _compare_all(grads, x64, names, loss, mode, small, rng, rtol, batch_size, hypotheses, inputs, dout):
-    """The comparisons of ``check_gradients``; returns the list of problems found.
+def _ready_gradients(grads, x64, names, rtol, batch_size, inputs):
+    """(problems, ready): each gradient's shape, precision and finiteness checked first.
 
-    First every gradient's shape, precision and finiteness; then its values. In fast mode the
-    values are first probed jointly (random directions over all inputs at once, a third of the
-    forward passes); only if that fails is each gradient probed alone, to say which is wrong.
+    ready: name -> (the gradient as float64, its relative tolerance), for those that pass.
+    In fast mode the values are then probed jointly (random directions over all inputs at
+    once, a third of the forward passes); only if that fails is each gradient compared alone,
+    to say which is wrong.
     """
     problems, ready = [], {}
     for key, g in grads.items():
         name, x = names[key], x64[key]
         if g is None:
-            problems.append(f"{name} is None: did the function forget to `return` it?")
+            problems.append(_none_message(name))
             continue
         g = np.asarray(g)
         if g.shape != x.shape:
             problems.append(_shape_advice(name, g.shape, x.shape, batch_size))
             continue
-        problem = _precision_problem(name, g, list(inputs.values()) + ([] if dout is None else [np.asarray(dout)]))
+        problem = _precision_problem(name, g, inputs)
         if problem:
             problems.append(problem)
             continue
@@ -693,42 +719,41 @@ def _compare_all(grads, x64, names, loss, mode, small, rng, rtol, batch_size, hy
             problems.append(diagnose(g64, np.zeros_like(g64), name))
             continue
         ready[key] = g64, rtol if rtol is not None else RTOL.get(_as_float_array(g).dtype, 1e-6)
-    if mode == "fast" and not problems and _joint_probes_pass(ready, x64, loss, rng):
-        return []
-    for key, (g64, tol_rel) in ready.items():
-        name, x = names[key], x64[key]
-        L = lambda v, key=key: loss({key: v})  # noqa: E731
-        if mode == "full" and small:         # every entry: the complete numerical gradient
-            num = numerical_gradient(L, x)
-            scale = max(np.max(np.abs(num), initial=0.0), np.max(np.abs(g64), initial=0.0))
-            tol = tol_rel * scale + 1e-10
-            bad = np.argwhere(np.abs(g64 - num) > tol)
-            for idx in bad:                  # forgive kinks (ReLU at 0) entry by entry
-                idx = tuple(idx)
-                if _one_sided_ok(L, x, idx, 1.0, g64[idx], tol):
-                    num[idx] = g64[idx]
-            if np.max(np.abs(g64 - num), initial=0.0) > tol:
-                problems.append(diagnose(g64, num, name, batch_size=batch_size,
-                                         hypotheses=hypotheses.get(key, ())))
-        else:                                # directional derivatives along probes
-            dirs = _probes(x.shape, mode, rng)
-            s = np.array([np.sum(g64[where] * v) for where, v, _ in dirs])
-            d = np.array([_central(L, x, where, v) for where, v, _ in dirs])
-            scale = max(np.max(np.abs(d)), np.max(np.abs(s)))
-            tol = tol_rel * scale + 1e-10
-            bad = [k for k in range(len(dirs)) if abs(s[k] - d[k]) > tol
-                   and not _one_sided_ok(L, x, dirs[k][0], dirs[k][1], s[k], tol)]
-            if bad:
-                c = float(np.dot(s, d) / np.dot(d, d)) if np.dot(d, d) > 0 else 0.0
-                advice = (_factor_advice(name, c, batch_size)
-                          if np.max(np.abs(s - c * d)) <= 1e-6 * scale else None)
-                k = max(bad, key=lambda k: abs(s[k] - d[k]))
-                problems.append(advice or (
-                    f"{name} does not match finite differences: relative error "
-                    f"{abs(s[k] - d[k]) / scale:.1e} along {dirs[k][2]} "
-                    f"({len(bad)} of {len(dirs)} probes fail). Run the check on a small input "
-                    "for a diagnosis."))
-    return problems
+    return problems, ready
+
+
+def _compare_entries(L, x, g64, tol_rel, name, batch_size, hypotheses):
+    """Every entry against the complete numerical gradient of L at x; a diagnosis, or None."""
+    num = numerical_gradient(L, x)
+    scale = max(np.max(np.abs(num), initial=0.0), np.max(np.abs(g64), initial=0.0))
+    tol = tol_rel * scale + 1e-10
+    for idx in np.argwhere(np.abs(g64 - num) > tol):   # forgive kinks (ReLU at 0) entry by entry
+        idx = tuple(idx)
+        if _one_sided_ok(L, x, idx, 1.0, g64[idx], tol):
+            num[idx] = g64[idx]
+    if np.max(np.abs(g64 - num), initial=0.0) > tol:
+        return diagnose(g64, num, name, batch_size=batch_size, hypotheses=hypotheses)
+    return None
+
+
+def _compare_directions(L, x, g64, tol_rel, name, batch_size, mode, rng):
+    """Directional derivatives of L along probes against g64's; advice, a message, or None."""
+    dirs = _probes(x.shape, mode, rng)
+    s = np.array([np.sum(g64[where] * v) for where, v, _ in dirs])
+    d = np.array([_central(L, x, where, v) for where, v, _ in dirs])
+    scale = max(np.max(np.abs(d)), np.max(np.abs(s)))
+    tol = tol_rel * scale + 1e-10
+    bad = [k for k in range(len(dirs)) if abs(s[k] - d[k]) > tol
+           and not _one_sided_ok(L, x, dirs[k][0], dirs[k][1], s[k], tol)]
+    if not bad:
+        return None
+    c = float(np.dot(s, d) / np.dot(d, d)) if np.dot(d, d) > 0 else 0.0
+    advice = _factor_advice(name, c, batch_size) if np.max(np.abs(s - c * d)) <= 1e-6 * scale else None
+    k = max(bad, key=lambda k: abs(s[k] - d[k]))
+    return advice or (f"{name} does not match finite differences: relative error "
+                      f"{abs(s[k] - d[k]) / scale:.1e} along {dirs[k][2]} "
+                      f"({len(bad)} of {len(dirs)} probes fail). Run the check on a small input "
+                      "for a diagnosis.")
 
 
 def _joint_probes_pass(ready, x64, loss, rng):
@@ -794,7 +819,7 @@ def check_layer(forward, backward, inputs, dout=None, *, names=None, mode="auto"
         if _mutated(original[k], work[k]):
             _fail(_mutation_message(fwd_name, k))
     if result is None:
-        _fail(f"{fwd_name} returned None: did you forget `return`?")
+        _fail(_none_message(f"the result of {fwd_name}"))
     out = np.asarray(_split_output(result))
     cache = result[1] if isinstance(result, tuple) and len(result) > 1 else None
     problem = _precision_problem(f"The output of {fwd_name}", out, list(original.values()))
@@ -811,7 +836,7 @@ def check_layer(forward, backward, inputs, dout=None, *, names=None, mode="auto"
         if _mutated(original[k], work[k]):
             _fail(_mutation_message(bwd_name, k))
     if grads is None:
-        _fail(f"{bwd_name} returned None: did you forget `return`?")
+        _fail(_none_message(f"the result of {bwd_name}"))
     if len(keys) == 1 and not isinstance(grads, (tuple, list)):
         grads = (grads,)
     if len(grads) != len(keys):
