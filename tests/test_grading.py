@@ -75,6 +75,14 @@ def test_intake_keeps_a_clean_submission_as_it_is(tmp_path, dense):
     ("invalid-json", {"invalid-json", "deleted-cell"}),
     ("wrong-file-name", {"wrong-file-name"}),
     ("old-nbformat", {"old-nbformat"}),
+    ("lone-surrogate", {"bad-characters"}),
+    ("deep-json", {"invalid-json"}),
+    ("list-grade-id", {"malformed-metadata"}),
+    ("answer-as-grade", {"edited-metadata"}),
+    ("test-as-answer", {"edited-metadata", "edited-test"}),
+    ("test-as-text", {"changed-cell-type"}),
+    ("bad-timestamp", {"bad-timestamp"}),
+    ("many-split-parts", {"split-cell"}),
 ])
 def test_intake_repairs_what_nbgrader_cannot_grade(tmp_path, dense, case, kinds):
     release, source = dense
@@ -306,6 +314,43 @@ def test_kernel_limits_interrupt_memory_and_death(grading_worker):
     assert "MemoryError" in _out(nb.cells[1])
     assert "still alive" in _out(nb.cells[2])
     assert "DeadKernelError" in _out(nb.cells[3]) + _out(nb.cells[4])
+
+
+@pytest.mark.slow
+def test_a_step_that_fails_after_nbgrader_scored_withholds_the_scores(grading_worker, tmp_path, monkeypatch):
+    """nbgrader has written full marks; then a later step of the grader raises: the unit is an
+    error, and the gradebook holds 0, marked for a manual grade, not nbgrader's points."""
+    from nbgrader.api import Gradebook
+
+    release, source = _notebooks("02_xor")
+    folder = tmp_path / "ada" / "02_xor"
+    classroom.write_submission(folder, {"02_xor.ipynb": answers.with_answers(release, source)})
+    unit = records.Unit("ada", "02_xor", str(folder))
+
+    def broken_scan(job):
+        raise RuntimeError("the scan broke")
+    monkeypatch.setattr(grading_worker, "scan", broken_scan)
+    record = grading_worker.grade(unit)
+    assert record.status == "error" and "the scan broke" in record.error
+    assert "withheld" in {f.kind for f in record.flags}
+    course = grading_worker.course
+    with Gradebook(course.db_url, course.course_id) as gb:
+        tests = [g for g in gb.find_submission_notebook("02_xor", "02_xor", "ada").grades if g.cell.cell_type == "code"]
+        assert tests and all(g.auto_score == 0 and g.needs_manual_grade for g in tests)
+    monkeypatch.undo()
+    assert grading_worker.grade(unit).status == "graded", "graded again, it gets its points"
+    with Gradebook(course.db_url, course.course_id) as gb:
+        tests = [g for g in gb.find_submission_notebook("02_xor", "02_xor", "ada").grades if g.cell.cell_type == "code"]
+        assert all(g.auto_score == g.max_score for g in tests)
+    course.ledger_path("02_xor", "ada").unlink()      # the class tests share this course's ledger
+
+
+def test_intake_refuses_a_file_past_the_size_cap(tmp_path, dense, monkeypatch):
+    release, source = dense
+    folder = _write(tmp_path / "in", {"04_dense_backprop.ipynb": answers.with_answers(release, source)})
+    monkeypatch.setattr(intake, "MAX_BYTES", 1000)
+    got = intake.normalize(folder, "04_dense_backprop.ipynb", release, tmp_path / "out")
+    assert got.notebook is None and got.findings[0].kind == "unreadable" and "MB" in got.findings[0].message
 
 
 # ------------------------------------------------------------------------------ a whole class

@@ -70,8 +70,9 @@ def nbgrader_meta(cell):
 
 
 def grade_id(cell):
-    """A cell's nbgrader grade_id, or None."""
-    return nbgrader_meta(cell).get("grade_id")
+    """A cell's nbgrader grade_id, or None (also for one that is not a string: a broken submission)."""
+    gid = nbgrader_meta(cell).get("grade_id")
+    return gid if isinstance(gid, str) and gid else None
 
 
 def is_answer(cell):

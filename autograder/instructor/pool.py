@@ -25,7 +25,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from . import build, sandbox
-from .records import DONE, Course, Flag, Record, Unit, fingerprint, ledger_records, read_ledger, write_ledger
+from .records import (DONE, Course, Flag, Record, Unit, fingerprint, ledger_records, read_ledger, withhold,
+                      write_ledger)
 
 
 # ------------------------------------------------------------------------------ the units
@@ -253,10 +254,13 @@ def _wait(streams, timeout):
 
 
 def _record_failure(course, unit, why):
+    """The unit's worker died or hung: an error record, and its scores withheld in the gradebook."""
     record = Record(unit.student, unit.assignment, status="error", fingerprint=fingerprint(unit, course),
                     error=why[-3000:])
-    record.flags.append(Flag("grader-error", "the grader could not grade this submission; see the error",
-                             severity="review"))
+    withheld = withhold(course, unit.assignment, unit.student)
+    record.flags.append(Flag("grader-error", "the grader could not grade this submission; see the error"
+                             + (f" ({withheld} autograded scores withheld: 0, marked for a manual grade)"
+                                if withheld else ""), severity="review"))
     write_ledger(course, record)
 
 

@@ -229,3 +229,25 @@ def ledger_records(course):
         except (ValueError, TypeError, AttributeError):
             continue
     return records
+
+
+# ------------------------------------------------------------------------------ the gradebook
+def withhold(course, assignment, student):
+    """After a stage of grading failed: the unit's autograded scores at 0, each marked for a
+    manual grade, so that nothing an earlier stage wrote stays in the gradebook unseen.
+    Returns how many grades were withheld (0 when the gradebook has no such submission)."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    withheld = 0
+    with Gradebook(course.db_url, course.course_id) as gb:
+        try:
+            submission = gb.find_submission(assignment, student)
+        except MissingEntry:
+            return 0
+        for notebook in submission.notebooks:
+            for g in notebook.grades:
+                if g.cell.cell_type == "code":
+                    g.auto_score, g.needs_manual_grade = 0.0, True
+                    withheld += 1
+        gb.db.commit()
+    return withheld

@@ -15,6 +15,10 @@ nbgrader failed), and the ledger is written last whatever happened:
 7. the ledger record (``records.write_ledger``), written last: a unit without its record is
    graded again by the next run.
 
+A step that raises (the grader's failure, never the student's code, which runs in a kernel)
+ends the unit as an error, and its scores are withheld in the gradebook (``records.withhold``:
+0 and marked for a manual grade), never left at what an earlier step wrote.
+
 The process side: ``python -m autograder.instructor.worker SETTINGS`` reads units as JSON
 lines on stdin and answers one JSON line per message on its stdout (``main``); the pool
 (``pool.py``) drives it.
@@ -37,7 +41,7 @@ from . import feedback as feedback_module
 from . import integrity, intake, recheck, sandbox, zygote
 from .nbcells import grade_id
 from .nbexec import ZYGOTE, ExecutionLog, GradingExecute, StderrIsNotFailure, error_text
-from .records import Course, Flag, Record, Score, Unit, fingerprint, write_ledger
+from .records import Course, Flag, Record, Score, Unit, fingerprint, withhold, write_ledger
 
 #: Reference modules the zygote imports once for all kernels (the hidden tests import them).
 PRELOAD = ("solutions_lib.activations", "solutions_lib.layers", "solutions_lib.losses",
@@ -174,7 +178,10 @@ class Worker:
                   release_nb=nbformat.read(course.release_notebook(unit.assignment), as_version=4))
         for step in self.STEPS:
             began = time.perf_counter()
-            getattr(self, step)(job)
+            try:
+                getattr(self, step)(job)
+            except Exception:                # noqa: BLE001  (the grader's own failure: withhold, report)
+                self._withhold(job, step, traceback.format_exc())
             record.seconds[step] = time.perf_counter() - began
             if job.ended:
                 break
@@ -205,8 +212,9 @@ class Worker:
         result = self.api.autograde(unit.assignment, unit.student, force=True, create=True)
         record.seconds["autograde_cells"] = self.log.cell_seconds
         record.events = list(self.log.events)
-        if not result.get("success"):
-            job.end("error", (result.get("error") or "")[-2000:] + "\n" + (result.get("log") or "")[-2000:])
+        if not result.get("success"):          # what nbgrader wrote before it stopped is withheld
+            self._withhold(job, "autograde", (result.get("error") or "")[-2000:] + "\n"
+                           + (result.get("log") or "")[-2000:])
             return
         job.graded_nb = nbformat.read(self.course.autograded_notebook(record), as_version=4)
         job.nbgrader = self._scores(unit, record.notebook)
@@ -264,6 +272,16 @@ class Worker:
                                        log=lambda *a: None)
 
     # ---------------------------------------------------------------- the gradebook
+    def _withhold(self, job, step, why):
+        """A step raised: no score of this unit stays in the gradebook unseen; the unit is an error."""
+        record = job.record
+        record.scores = {g: Score(s.max, s.kind, s.nbgrader, final=0.0) for g, s in record.scores.items()}
+        withheld = withhold(self.course, job.unit.assignment, job.unit.student)
+        record.flag("withheld", f"grading stopped at step '{step}' with an error of the grader; the "
+                    f"{withheld} autograded scores are withheld (0, marked for a manual grade) until it is "
+                    "graded again.", "review", evidence=(why.strip().splitlines() or [""])[-1][:300])
+        job.end("error", why[-3000:])
+
     def _scores(self, unit, name):
         """{grade_id: Score} of the unit's notebook as nbgrader graded it, from the gradebook."""
         from nbgrader.api import Gradebook

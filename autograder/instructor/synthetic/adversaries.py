@@ -267,3 +267,90 @@ ADVERSARIAL = [
              'bar = console_tqdm(range(1, epochs + 1), desc=f"seed {seed}", unit="epoch")      # always on, to stderr')}),
          {"full": ["test_train"], "events": ["stderr"], "no_severity": "tampering"}),
 ]
+
+# ------------------------------------------------------------------------------ malformed metadata and files
+#: Every test cell of notebook 4: the reference answers must keep them all.
+DENSE_TESTS = ["test_dense_forward", "test_mse", "test_dense_backward", "test_sigmoid_cross_entropy",
+               "test_two_layer_loss_and_grads", "test_l2_penalty"]
+
+
+def _set_meta(grade_id, **changes):
+    def edit(nb):
+        for c in nb.cells:
+            if _grade_id(c) == grade_id:
+                c.metadata["nbgrader"].update(changes)
+    return edit
+
+
+def _text_of(nb, placeholder, replacement):
+    """The notebook as JSON text with ``placeholder`` replaced by raw JSON (escapes, nesting)."""
+    return nbformat.writes(nb).replace(placeholder, replacement).encode("utf-8")
+
+
+def _surrogate(release_nb, source_nb):
+    nb = with_answers(release_nb, source_nb)
+    nb.cells.insert(1, nbformat.v4.new_markdown_cell("A note with a stray character: SURROGATE."))
+    return {_notebook_file(DENSE): _text_of(nb, "SURROGATE", "\\ud800")}
+
+
+def _deep_json(release_nb, source_nb):
+    nb = with_answers(release_nb, source_nb)
+    nb.metadata["deep"] = "DEEP"
+    return {_notebook_file(DENSE): _text_of(nb, '"DEEP"', "[" * 100_000 + "]" * 100_000)}
+
+
+def _list_grade_id(nb):
+    extra = nbformat.v4.new_code_cell("x = 1")
+    extra.metadata["nbgrader"] = {"grade_id": ["dense_backward"], "grade": True, "points": 100,
+                                  "solution": False, "locked": False, "schema_version": 3}
+    nb.cells.insert(3, extra)
+
+
+def _to_markdown(grade_id):
+    def edit(nb):
+        for c in nb.cells:
+            if _grade_id(c) == grade_id:
+                c.cell_type = "markdown"
+                c.pop("outputs", None)
+                c.pop("execution_count", None)
+    return edit
+
+
+def _many_parts(release_nb, source_nb):
+    """dense_backward padded to 3,000 lines and split at every line (3,000 cells, one grade_id)."""
+    answer = _answer(source_nb, "dense_backward") + "".join(f"# line {i}\n" for i in range(3000))
+    nb = with_answers(release_nb, source_nb, {"dense_backward": answer.rstrip("\n")})
+    i = next(i for i, c in enumerate(nb.cells) if _grade_id(c) == "dense_backward")
+    parts = []
+    for k, line in enumerate(nb.cells[i].source.split("\n")):
+        part = copy.deepcopy(nb.cells[i])
+        part.source, part["id"] = line, f"part-{k}"
+        parts.append(part)
+    nb.cells[i:i + 1] = parts
+    return {_notebook_file(DENSE): nb}
+
+
+ADVERSARIAL += [
+    Case("lone-surrogate", DENSE, "an honest notebook with a lone surrogate character in a text cell", _surrogate,
+         {"flags": ["bad-characters"], "full": DENSE_TESTS}),
+    Case("deep-json", DENSE, "an honest notebook whose metadata nests 100,000 lists deep", _deep_json,
+         {"flags": ["invalid-json"], "full": DENSE_TESTS}),
+    Case("list-grade-id", DENSE, "an added cell whose grade_id is a list, worth 100 points",
+         _with(DENSE, edit=_list_grade_id), {"flags": ["malformed-metadata"], "full": DENSE_TESTS}),
+    Case("answer-as-grade", DENSE, "the dense_backward answer cell claims to be a test worth 100 points",
+         _with(DENSE, edit=_set_meta("dense_backward", grade=True, points=100)),
+         {"flags": ["edited-metadata"], "full": DENSE_TESTS}),
+    Case("test-as-answer", DENSE, "the dense_backward test is an unlocked answer that only passes; dW is transposed",
+         _with(DENSE, replace={"dense_backward": TRANSPOSED},
+               edit=lambda nb: (_edit_test("test_dense_backward", "pass")(nb),
+                                _set_meta("test_dense_backward", solution=True, locked=False)(nb))),
+         {"flags": ["edited-metadata"], "zero": ["test_dense_backward"], "full": ["test_dense_forward"]}),
+    Case("test-as-text", DENSE, "the dense_backward test cell was turned into a text cell; dW is transposed",
+         _with(DENSE, replace={"dense_backward": TRANSPOSED}, edit=_to_markdown("test_dense_backward")),
+         {"flags": ["changed-cell-type"], "zero": ["test_dense_backward"], "full": ["test_dense_forward"]}),
+    Case("bad-timestamp", DENSE, "an honest notebook with a timestamp.txt nobody can read",
+         lambda r, s: {_notebook_file(DENSE): with_answers(r, s), "timestamp.txt": b"yesterday, around noon"},
+         {"flags": ["bad-timestamp"], "full": DENSE_TESTS}),
+    Case("many-split-parts", DENSE, "the dense_backward answer split into 3,000 cells with one grade_id", _many_parts,
+         {"flags": ["split-cell"], "full": DENSE_TESTS}),
+]
