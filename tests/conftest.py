@@ -23,6 +23,26 @@ def fresh_release():
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+@pytest.fixture(scope="session")
+def playwright_chromium():
+    """One Playwright and one headless Chromium for the whole session, shared by tests/browser/
+    and tests/hub/: Playwright's sync API runs an event loop in the thread, and a second one
+    started beside it fails ("using Playwright Sync API inside the asyncio loop"). The callers
+    check first that Chromium and Playwright are there (and skip, or fail under CI)."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "tests" / "browser"))
+    import labdriver
+    from playwright.sync_api import sync_playwright
+
+    playwright = sync_playwright().start()
+    browser = playwright.chromium.launch(executable_path=labdriver.chromium(), headless=True,
+                                         args=labdriver.CHROMIUM_ARGS)
+    yield browser
+    browser.close()
+    playwright.stop()
+
+
 @pytest.fixture
 def course_copy(tmp_path):
     """A scratch copy of the parts of the repository the build reads and writes."""

@@ -85,15 +85,8 @@ def lab(chromium_path, student_release):
 
 
 @pytest.fixture(scope="session")
-def browser(chromium_path):
-    from playwright.sync_api import sync_playwright
-
-    playwright = sync_playwright().start()
-    chromium = playwright.chromium.launch(executable_path=chromium_path, headless=True,
-                                          args=labdriver.CHROMIUM_ARGS)
-    yield chromium
-    chromium.close()
-    playwright.stop()
+def browser(chromium_path, playwright_chromium):
+    return playwright_chromium            # one for the session (tests/conftest.py)
 
 
 @pytest.fixture(scope="session")

@@ -194,22 +194,15 @@ def screenshots():
 
 
 @pytest.fixture(scope="session")
-def chromium():
+def chromium(request):
     import sys
 
     sys.path.insert(0, str(ROOT / "tests" / "browser"))
     import labdriver
 
-    path = labdriver.chromium()
-    if path is None:
+    if labdriver.chromium() is None:
         missing(labdriver.INSTALL_HINT)
-    from playwright.sync_api import sync_playwright
-
-    playwright = sync_playwright().start()
-    browser = playwright.chromium.launch(executable_path=path, headless=True, args=labdriver.CHROMIUM_ARGS)
-    yield browser
-    browser.close()
-    playwright.stop()
+    return request.getfixturevalue("playwright_chromium")     # one for the session (tests/conftest.py)
 
 
 def pytest_terminal_summary(terminalreporter):
