@@ -109,7 +109,7 @@ def test_build_writes_release_and_gradebook_and_cli_reports_failure(course_copy)
     assert (course_copy / "course" / "gradebook.db").is_file()
     assert build.compare_trees(course_copy / "release", ROOT / "release") == []
     (course_copy / "release" / "README.md").write_text("edited\n")
-    proc = subprocess.run([sys.executable, "-m", "autograder", "build", "--check",
+    proc = subprocess.run([sys.executable, "-m", "autograder.instructor", "build", "--check",
                            "--root", str(course_copy)], capture_output=True, text=True)
     assert proc.returncode == 1 and "README.md" in proc.stderr
 

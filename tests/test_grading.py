@@ -317,32 +317,37 @@ def test_kernel_limits_interrupt_memory_and_death(grading_worker):
 
 
 @pytest.mark.slow
-def test_a_step_that_fails_after_nbgrader_scored_withholds_the_scores(grading_worker, tmp_path, monkeypatch):
+def test_a_step_that_fails_after_nbgrader_scored_withholds_the_scores(scratch_course, tmp_path, monkeypatch):
     """nbgrader has written full marks; then a later step of the grader raises: the unit is an
     error, and the gradebook holds 0, marked for a manual grade, not nbgrader's points."""
+    _needs_isolation()
     from nbgrader.api import Gradebook
 
-    release, source = _notebooks("02_xor")
+    out = _copy_of(scratch_course, tmp_path / "c")             # a course of its own: the class tests
+    release, source = _notebooks("02_xor")                      # share scratch_course's gradebook
     folder = tmp_path / "ada" / "02_xor"
     classroom.write_submission(folder, {"02_xor.ipynb": answers.with_answers(release, source)})
     unit = records.Unit("ada", "02_xor", str(folder))
-
-    def broken_scan(job):
-        raise RuntimeError("the scan broke")
-    monkeypatch.setattr(grading_worker, "scan", broken_scan)
-    record = grading_worker.grade(unit)
-    assert record.status == "error" and "the scan broke" in record.error
-    assert "withheld" in {f.kind for f in record.flags}
-    course = grading_worker.course
-    with Gradebook(course.db_url, course.course_id) as gb:
-        tests = [g for g in gb.find_submission_notebook("02_xor", "02_xor", "ada").grades if g.cell.cell_type == "code"]
-        assert tests and all(g.auto_score == 0 and g.needs_manual_grade for g in tests)
-    monkeypatch.undo()
-    assert grading_worker.grade(unit).status == "graded", "graded again, it gets its points"
-    with Gradebook(course.db_url, course.course_id) as gb:
-        tests = [g for g in gb.find_submission_notebook("02_xor", "02_xor", "ada").grades if g.cell.cell_type == "code"]
-        assert all(g.auto_score == g.max_score for g in tests)
-    course.ledger_path("02_xor", "ada").unlink()      # the class tests share this course's ledger
+    w = worker.Worker(out / "course", LIMITS, index=8)
+    try:
+        def broken_scan(job):
+            raise RuntimeError("the scan broke")
+        monkeypatch.setattr(w, "scan", broken_scan)
+        record = w.grade(unit)
+        assert record.status == "error" and "the scan broke" in record.error
+        assert "withheld" in {f.kind for f in record.flags}
+        with Gradebook(w.course.db_url, w.course.course_id) as gb:
+            tests = [g for g in gb.find_submission_notebook("02_xor", "02_xor", "ada").grades
+                     if g.cell.cell_type == "code"]
+            assert tests and all(g.auto_score == 0 and g.needs_manual_grade for g in tests)
+        monkeypatch.undo()
+        assert w.grade(unit).status == "graded", "graded again, it gets its points"
+        with Gradebook(w.course.db_url, w.course.course_id) as gb:
+            tests = [g for g in gb.find_submission_notebook("02_xor", "02_xor", "ada").grades
+                     if g.cell.cell_type == "code"]
+            assert all(g.auto_score == g.max_score for g in tests)
+    finally:
+        w.close()
 
 
 def test_intake_refuses_a_file_past_the_size_cap(tmp_path, dense, monkeypatch):
