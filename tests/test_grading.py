@@ -246,6 +246,20 @@ def test_a_checkout_under_tmp_stays_visible_in_the_sandbox_but_its_course_does_n
     assert done.stdout.strip() == "X = 1", "the checkout is readable and its course folder is empty"
 
 
+def test_a_package_found_only_through_a_finder_is_bound_back(tmp_path, monkeypatch):
+    """An editable install reaches its source through a meta-path finder, not sys.path: grading
+    started from another folder (the grader on the hub) once hid the zygote script from the sandbox."""
+    import importlib.machinery
+    import importlib.util
+
+    home = tmp_path / "clone"                       # under /tmp, as a fresh clone there
+    (home / "autograder").mkdir(parents=True)
+    spec = importlib.machinery.ModuleSpec("autograder", None, is_package=True)
+    spec.submodule_search_locations = [str(home / "autograder")]
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: spec if name == "autograder" else None)
+    assert any(sandbox._inside(str(home), bound) for bound in sandbox._needed_under_tmp())
+
+
 @pytest.fixture(scope="module")
 def scratch_course(tmp_path_factory):
     """A copy of the course with its release and gradebook (nbgrader generate_assignment)."""

@@ -103,6 +103,7 @@ def _needed_under_tmp():
     folders are laid over them, so that ``course/`` and the rest stay hidden."""
     wanted = [sys.prefix, sys.exec_prefix, sys.base_prefix, sys.executable]
     wanted += [entry for entry in sys.path if entry]
+    wanted += _package_homes(("autograder", "solutions_lib"))
     found = set()
     for path in wanted:
         path = os.path.realpath(path)
@@ -112,6 +113,23 @@ def _needed_under_tmp():
     # the outermost ones only; binding /tmp/a and then /tmp/a/b would be redundant
     outer = sorted(found, key=len)
     return [p for i, p in enumerate(outer) if not any(_inside(p, q) for q in outer[:i])]
+
+
+def _package_homes(names):
+    """The folders that hold the packages ``names``, wherever the import system finds them: an
+    editable install reaches its source through a finder, not ``sys.path`` (the zygote script,
+    ``autograder/instructor/zygote.py``, and the reference solutions live there)."""
+    import importlib.util
+
+    homes = []
+    for name in names:
+        try:
+            spec = importlib.util.find_spec(name)
+        except (ImportError, ValueError):
+            continue
+        for location in (spec.submodule_search_locations or []) if spec else []:
+            homes.append(os.path.dirname(os.path.abspath(location)))
+    return homes
 
 
 def _inside(path, folder):
