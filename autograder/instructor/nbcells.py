@@ -104,14 +104,19 @@ def is_locked(cell):
 
 
 # ---------------------------------------------------------------- configuration
-def load_config(course_dir):
-    """nbgrader's Config of the course in ``course_dir``, read from its nbgrader_config.py."""
+def read_config(folder):
+    """The Config of ``folder/nbgrader_config.py``, read by nbgrader's own loader (traitlets)."""
     from traitlets.config.loader import PyFileConfigLoader
 
+    return PyFileConfigLoader("nbgrader_config.py", path=str(folder)).load_config()
+
+
+def load_config(course_dir):
+    """nbgrader's Config of the course in ``course_dir``, read from its nbgrader_config.py."""
     course_dir = Path(course_dir).resolve()
     if not (course_dir / "nbgrader_config.py").is_file():
         raise FileNotFoundError(f"{course_dir / 'nbgrader_config.py'} not found: point --course at the "
                                 "folder with the course's nbgrader_config.py (course/ in this repository).")
-    config = PyFileConfigLoader("nbgrader_config.py", path=str(course_dir)).load_config()
+    config = read_config(course_dir)
     config.CourseDirectory.root = str(course_dir)
     return config

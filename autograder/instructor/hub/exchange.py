@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from ..feedback import feedback_path, write_feedback
+from ..nbcells import read_config
 from ..records import Course, Unit, fingerprint, ledger_records
 
 #: MathJax 2 as the jupyter-server-mathjax package serves it from every Jupyter server.
@@ -45,8 +46,6 @@ def offline_mathjax(html_text):
 
 def _exchange_root(course_dir):
     """The exchange root that nbgrader sees from the course folder (global config included)."""
-    from traitlets.config.loader import PyFileConfigLoader
-
     from jupyter_core.paths import jupyter_config_path
 
     root = "/srv/nbgrader/exchange"
@@ -54,7 +53,7 @@ def _exchange_root(course_dir):
         path = Path(folder) / "nbgrader_config.py"
         if path.is_file() and folder != str(course_dir):
             try:
-                cfg = PyFileConfigLoader(path.name, path=str(path.parent)).load_config()
+                cfg = read_config(path.parent)
             except Exception:               # noqa: BLE001  (someone else's config)
                 continue
             if "Exchange" in cfg and "root" in cfg.Exchange:
