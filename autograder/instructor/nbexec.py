@@ -1,18 +1,18 @@
-"""How a notebook is executed for grading: nbgrader's Execute, with our kernels and limits.
+"""The kernels a notebook is graded in, and what the preprocessors around them note.
 
-Imported only by the grading worker (it imports nbgrader, which takes seconds).
+Imported only by the grading worker (it imports nbgrader, which takes seconds). The
+execution itself is ``split.execute.SplitExecute`` (two processes per submission).
 
 - ``FastReadyClient``: jupyter_client's kernel client, minus a fixed 0.2 s wait per start;
-- ``ZygoteKernelManager``: kernels forked by the worker's zygote inside the sandbox
-  (``zygote.py``) instead of a new Python per notebook;
-- ``GradingExecute``: nbgrader's ``Execute`` with a time limit for the whole notebook, and a
-  dead kernel graded up to the cell where it died;
+- ``ZygoteKernelManager``: kernels forked by one of the worker's zygotes (``zygote.py``)
+  instead of a new Python per notebook;
 - ``StderrIsNotFailure``: a warning printed by correct code does not zero its test cell;
-- ``ExecutionLog``: what the two preprocessors noticed (events for the ledger, seconds spent
+- ``ExecutionLog``: what the preprocessors noticed (events for the ledger, seconds spent
   in cells). A worker makes one and hands it to them through the config
-  (``config.GradingExecute.execution_log``), not as an argument: nbclient loads the config
-  again at every ``preprocess``, over what the constructor was given.
+  (``config.SplitExecute.execution_log``), not as an argument: nbgrader builds its
+  preprocessors from the config at every run.
 """
+import json
 import os
 import shutil
 import sys
@@ -22,10 +22,9 @@ from queue import Empty
 
 from jupyter_client.asynchronous import AsyncKernelClient
 from jupyter_client.manager import AsyncKernelManager
-from nbclient.exceptions import DeadKernelError
 from nbformat.notebooknode import NotebookNode
-from nbgrader.preprocessors import Execute, NbGraderPreprocessor
-from traitlets import Any, Integer, Unicode, default
+from nbgrader.preprocessors import NbGraderPreprocessor
+from traitlets import Any, Dict, Unicode, default
 
 from .nbcells import grade_id, is_test
 
@@ -92,10 +91,16 @@ class FastReadyClient(AsyncKernelClient):
 
 
 class ZygoteKernelManager(AsyncKernelManager):
-    """Starts kernels through the worker's zygote (in the sandbox) instead of a new Python."""
+    """Starts kernels through a zygote of the worker instead of a new Python.
+
+    The launcher (``zygote.py launch``) reads the kernel's working folder and environment
+    from a request file next to the connection file; the zygote sets its limits itself.
+    """
     socket_path = Unicode(None, allow_none=True, help="the zygote's control socket").tag(config=True)
     runtime_dir = Unicode(None, allow_none=True,
-                          help="where kernels in the sandbox find their connection file").tag(config=True)
+                          help="where the kernel finds its connection file (inside its sandbox)").tag(config=True)
+    kernel_env = Dict(help="the kernel's whole environment").tag(config=True)
+    kernel_cwd = Unicode("", help="the kernel's working folder").tag(config=True)
 
     def format_kernel_cmd(self, extra_arguments=None):
         cmd = super().format_kernel_cmd(extra_arguments)
@@ -103,8 +108,12 @@ class ZygoteKernelManager(AsyncKernelManager):
             return cmd
         args = cmd[cmd.index("-f"):]
         visible = os.path.join(self.runtime_dir, os.path.basename(args[1]))
-        shutil.copy(args[1], visible)    # the sandbox has a /tmp of its own
-        return [sys.executable, str(ZYGOTE), "launch", self.socket_path, "-f", visible] + args[2:]
+        shutil.copy(args[1], visible)    # the sandbox sees only its own folders
+        request = args[1] + ".request"
+        with open(request, "w", encoding="utf-8") as out:
+            json.dump({"cwd": self.kernel_cwd or os.getcwd(), "env": self.kernel_env or dict(os.environ)}, out)
+        return [sys.executable, str(ZYGOTE), "launch", self.socket_path, "--request", request,
+                "-f", visible] + args[2:]
 
     @default("client_factory")
     def _fast_ready_client(self):
@@ -116,64 +125,9 @@ class ZygoteKernelManager(AsyncKernelManager):
         await super()._async_wait(pollinterval=0.005)
 
 
-def _error_output(ename, evalue):
+def error_output(ename, evalue):
+    """An error output that says only ``ename: evalue`` (no traceback)."""
     return NotebookNode(output_type="error", ename=ename, evalue=evalue, traceback=[f"{ename}: {evalue}"])
-
-
-class GradingExecute(Execute):
-    """nbgrader's Execute with a notebook time limit, sandboxed kernels, and dead kernels graded.
-
-    - a cell gets at most ``timeout`` seconds and never more than what is left of
-      ``notebook_timeout``; cells after the limit are not run and fail with
-      ``NotebookTimeLimit``;
-    - when the kernel dies, the cell it was running and all later ones fail with
-      ``DeadKernelError``; the cells before keep their results (nbgrader would drop the
-      whole submission).
-    """
-    notebook_timeout = Integer(180, help="seconds for the whole notebook").tag(config=True)
-    execution_log = Any(None, help="the ExecutionLog that events go to").tag(config=True)
-
-    def __init__(self, *args, **kwargs):
-        kwargs.setdefault("kernel_manager_class", ZygoteKernelManager)
-        super().__init__(*args, **kwargs)
-        if self.execution_log is None:
-            self.execution_log = ExecutionLog()
-
-    def _get_timeout(self, cell):
-        left = max(1, int(self._deadline - time.monotonic()))
-        return left if self.timeout is None else min(self.timeout, left)
-
-    def preprocess(self, nb, resources=None, km=None):
-        self._deadline = time.monotonic() + self.notebook_timeout
-        self._current = None
-        try:
-            return super().preprocess(nb, resources, km=km)
-        except DeadKernelError as err:
-            index = self._current if self._current is not None else 0
-            self.execution_log.add("dead-kernel", index, nb.cells[index], message=str(err)[:300])
-            for cell in nb.cells[index:]:
-                if cell.cell_type == "code":
-                    cell.outputs.append(_error_output(
-                        "DeadKernelError", "the kernel died while this notebook ran (os._exit, a crash, "
-                                           "or memory); this cell did not run to its end"))
-            return nb, resources
-
-    def preprocess_cell(self, cell, resources, index):
-        log = self.execution_log
-        if cell.cell_type == "code" and time.monotonic() > self._deadline:
-            if not log.has("notebook-time-limit"):
-                log.add("notebook-time-limit", index, cell)
-            cell.outputs = [_error_output("NotebookTimeLimit",
-                                          f"not run: the notebook used up its {self.notebook_timeout} s")]
-            return cell, resources
-        self._current = index
-        started = time.perf_counter()
-        cell, resources = super().preprocess_cell(cell, resources, index)
-        log.cell_seconds += time.perf_counter() - started
-        if any(out.get("output_type") == "error" and out.get("ename") == "CellTimeoutError"
-               for out in cell.get("outputs", [])):
-            log.add("cell-timeout", index, cell)
-        return cell, resources
 
 
 class StderrIsNotFailure(NbGraderPreprocessor):

@@ -107,7 +107,6 @@ def grade(submissions, course_dir, jobs=None, limits=None, force=False, progress
     course = Course(course_dir)
     limits = limits or sandbox.Limits()
     submissions = Path(submissions)
-    hide = [submissions.resolve()]
     if submissions.suffix.lower() == ".zip":
         submissions = collect_zip(submissions, course)
     units, problems = discover(submissions, course)
@@ -120,7 +119,7 @@ def grade(submissions, course_dir, jobs=None, limits=None, force=False, progress
         f"{len(course.assignments)} assignments): {len(todo)} to grade, {summary.skipped} already graded; "
         f"{jobs} worker{'s' if jobs > 1 else ''}")
     if todo:
-        Pool(course, limits, jobs, hide, feedback, retries).run(todo, summary, progress)
+        Pool(course, limits, jobs, feedback, retries).run(todo, summary, progress)
     summary.reconciled = reconcile(course)
     summary.seconds = time.perf_counter() - start
     if summary.reconciled:
@@ -141,9 +140,8 @@ def _current(course, unit):
 class _WorkerProcess:
     """The parent's handle on one worker: a subprocess speaking JSON lines (``worker.main``)."""
 
-    def __init__(self, index, course, limits, hide, feedback):
-        settings = {"course": str(course.dir), "limits": asdict(limits), "index": index,
-                    "hide": [str(h) for h in hide], "feedback": feedback}
+    def __init__(self, index, course, limits, feedback):
+        settings = {"course": str(course.dir), "limits": asdict(limits), "index": index, "feedback": feedback}
         with open(course.state / f"worker{index}.log", "a", encoding="utf-8") as log:
             self.proc = subprocess.Popen([sys.executable, "-m", "autograder.instructor.worker", json.dumps(settings)],
                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True,
@@ -177,13 +175,13 @@ class _WorkerProcess:
 class Pool:
     """``jobs`` worker processes grading a queue of units; a dead or stuck worker is replaced."""
 
-    def __init__(self, course, limits, jobs, hide, feedback=True, retries=1):
-        self.course, self.limits, self.jobs, self.hide = course, limits, jobs, hide
+    def __init__(self, course, limits, jobs, feedback=True, retries=1):
+        self.course, self.limits, self.jobs = course, limits, jobs
         self.feedback, self.retries = feedback, retries
         self.hard_limit = 2 * limits.notebook_timeout + 120   # a worker silent this long is stuck
 
     def _start(self, index):
-        return _WorkerProcess(index, self.course, self.limits, self.hide, self.feedback)
+        return _WorkerProcess(index, self.course, self.limits, self.feedback)
 
     def run(self, todo, summary, progress=True):
         from tqdm.auto import tqdm

@@ -2,23 +2,29 @@
 
 Every grading worker runs its kernels inside one sandbox (``zygote.py`` forks them there):
 
-- **Filesystem** (bubblewrap, ``bwrap``): the whole machine read-only, with the course's
-  private folders -- the gradebook and every submission (``course/``), the source notebooks
-  with their solutions and hidden tests, the repository's ``.git`` -- replaced by empty
-  folders. The only writable place is the worker's own scratch folder, where the notebook
-  being graded is copied. ``/tmp`` is private (a checkout or venv that lives under it is
-  bound back, read-only).
-- **Processes**: a PID namespace of its own (a kernel cannot see, signal or read the files
-  of the grader or of another worker's kernels through ``/proc``), killed with the worker
-  (``--die-with-parent``).
-- **Resources** (set per kernel by the zygote): address space (``memory_mb``), CPU seconds,
-  the size of a written file, no core dumps.
-- **Time**: the grader's own per-cell and per-notebook limits (``nbexec.GradingExecute``).
+The student process of every submission (``split/``) is forked by the worker's *student
+zygote*, which runs inside this sandbox:
 
-Without bubblewrap (``apt-get install bubblewrap``; not on macOS or Windows) grading still
-works, with the resource limits, and every report says that the filesystem walls were
-missing: a student's code could then read the gradebook or the source notebooks, which the
-integrity scan looks for but cannot prevent.
+- **Filesystem** (bubblewrap, ``bwrap``): an empty root, with only what a kernel needs bound
+  read-only (``wrap``): the system's programs and libraries, a few files of ``/etc``, the
+  Python installation and its site-packages, the grader's agent (``split/agent.py``). No
+  course folder, no source notebook, no gradebook, no other course's copy, no reference
+  (``solutions_lib`` is not there, an installed copy of it is covered). Writable: the
+  worker's *box*, emptied before every unit (the notebook's folder with the kit, home, cache),
+  and a private ``/tmp`` of ``TMP_MB``.
+- **Network**: none (``--unshare-net``); the kernel's own sockets are Unix sockets in the box,
+  and the channel to the grader process is a Unix socket there too.
+- **Processes**: a PID namespace of its own, swept before every unit (whatever a student's
+  code started, in any session or group, is killed), killed with the worker. The zygote's
+  control socket is a file outside the sandbox; the zygote inherits it already listening.
+- **Resources** (set per kernel by the zygote, from its own arguments): address space
+  (``memory_mb``), CPU seconds, the size of a written file, no core dumps.
+- **Time**: the grader's per-cell and per-notebook limits (``split.execute.SplitExecute``).
+
+Without bubblewrap (``apt-get install bubblewrap``; not on macOS or Windows) the two processes
+still hold (the tests, the references and the tolerances are never in the student's process),
+with the resource limits, and every report says that the filesystem and network walls were
+missing: a student's code could then read the course's files or reach the network.
 """
 import os
 import shutil
@@ -72,45 +78,61 @@ def isolation_available():
     return _WORKS[path]
 
 
-def wrap(command, hide, scratch):
+#: What of /etc a Python kernel reads (the dynamic loader's cache, users, time zone, fonts).
+ETC = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "passwd", "group", "nsswitch.conf",
+       "fonts", "mime.types", "hosts")
+TMP_MB = 256
+
+
+def wrap(command, box, readonly=()):
     """``command`` run inside the sandbox: an argv list for subprocess.
 
-    - hide: folders replaced by empty, read-only ones (they need not exist);
-    - scratch: the one writable folder (created if missing), visible at the same path.
+    The sandbox starts from an empty root. Bound into it, read-only: the system's programs
+    and libraries (/usr and its links), a few files of /etc, the Python installation and the
+    site-packages of the kernel's Python (``python_folders``), and ``readonly``; read-write:
+    the folder ``box`` (created if missing), at the same path. ``/tmp`` is a private tmpfs
+    of ``TMP_MB``; there is no network (``--unshare-net``) and a PID namespace of its own.
+    An installed copy of ``solutions_lib`` inside a bound folder is covered by an empty one.
+    File descriptors the command inherits stay open (the zygote's listening socket).
     """
-    scratch = os.path.abspath(scratch)
-    os.makedirs(scratch, exist_ok=True)
-    argv = [bwrap_path(), "--die-with-parent", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
-            "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
-    for folder in _needed_under_tmp():
-        argv += ["--ro-bind", folder, folder]
-    folders = sorted({os.path.abspath(h) for h in hide})
-    for folder in folders:
-        if _inside(scratch, folder):
-            raise ValueError(f"the scratch folder {scratch} must not lie inside the hidden {folder}")
-        if any(other != folder and _inside(folder, other) for other in folders):
-            continue                     # hidden with the folder around it (course/submitted)
-        if os.path.isdir(folder):
-            argv += ["--tmpfs", folder, "--remount-ro", folder]
-    argv += ["--bind", scratch, scratch, "--chdir", scratch, "--"]
-    return argv + list(command)
+    box = os.path.abspath(box)
+    os.makedirs(box, exist_ok=True)
+    argv = [bwrap_path(), "--die-with-parent", "--new-session", "--unshare-pid", "--unshare-net",
+            "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try", "--hostname", "grading",
+            "--dev", "/dev", "--proc", "/proc", "--size", str(TMP_MB << 20), "--tmpfs", "/tmp"]
+    for top in ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
+        if os.path.islink(top):
+            argv += ["--symlink", os.readlink(top), top]
+        elif os.path.isdir(top):
+            argv += ["--ro-bind", top, top]
+    for name in ETC:
+        argv += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
+    for folder in python_folders() + [os.path.abspath(r) for r in readonly]:
+        if not _inside(folder, "/usr"):
+            argv += ["--ro-bind", folder, folder]
+    bound = python_folders() + [os.path.abspath(r) for r in readonly]
+    for home in _package_homes(("solutions_lib",)):
+        hidden = os.path.join(home, "solutions_lib")
+        if any(_inside(hidden, b) for b in bound) and os.path.isdir(hidden):
+            argv += ["--tmpfs", hidden, "--remount-ro", hidden]
+    argv += ["--bind", box, box, "--chdir", box]
+    return argv + ["--"] + list(command)
 
 
-def _needed_under_tmp():
-    """Folders under /tmp that the kernel's Python needs (a checkout or a venv cloned there).
-
-    The private /tmp would hide them; they are bound back read-only, before the hidden
-    folders are laid over them, so that ``course/`` and the rest stay hidden."""
-    wanted = [sys.prefix, sys.exec_prefix, sys.base_prefix, sys.executable]
-    wanted += [entry for entry in sys.path if entry]
-    wanted += _package_homes(("autograder", "solutions_lib"))
+def python_folders():
+    """The folders the kernel's Python needs, outermost only: its installation, its virtual
+    environment, and the site-packages on its path (never the course's own packages: the
+    folders of ``autograder`` and ``solutions_lib`` are left out unless they are in a
+    site-packages, where an installed copy of the course would be)."""
+    wanted = {sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix}
+    wanted |= {entry for entry in sys.path if entry and "site-packages" in entry}
     found = set()
     for path in wanted:
-        path = os.path.realpath(path)
-        if not os.path.exists(path) or not _inside(path, "/tmp") or path == "/tmp":
-            continue
-        found.add(path if os.path.isdir(path) else os.path.dirname(path))
-    # the outermost ones only; binding /tmp/a and then /tmp/a/b would be redundant
+        for p in {os.path.abspath(path), os.path.realpath(path)}:
+            if os.path.exists(p) and p != "/":
+                found.add(p if os.path.isdir(p) else os.path.dirname(p))
+    exe = os.path.realpath(sys.executable)
+    found.add(os.path.dirname(os.path.dirname(exe)))         # the real Python behind a venv
     outer = sorted(found, key=len)
     return [p for i, p in enumerate(outer) if not any(_inside(p, q) for q in outer[:i])]
 

@@ -5,14 +5,15 @@ the same name (``Worker.STEPS``); a step may end the unit early (nothing to grad
 nbgrader failed), and the ledger is written last whatever happened:
 
 1. ``intake``    normalise the submission (``intake.normalize``); nothing to grade: 0 points;
-2. ``autograde`` nbgrader's Autograde, its execution sandboxed (``nbexec``, ``zygote.py``);
-3. ``scan``      the static integrity scan of the student's cells (``integrity.scan``);
-4. ``recheck``   the instructor's notebook with only the student's definitions, in a fresh
-                 kernel, with integrity probes (``recheck.clean_notebook``);
-5. ``score``     per test cell the lower of nbgrader's and the re-check's score, flags, into
-                 the gradebook (``needs_manual_grade`` where flagged);
-6. ``feedback``  the unit's feedback HTML (``feedback.write_feedback``);
-7. the ledger record (``records.write_ledger``), written last: a unit without its record is
+2. ``autograde`` nbgrader's Autograde, its execution split in two processes
+                 (``split.execute.SplitExecute``): the student's cells in the sandboxed student
+                 process, the tests in the grader process;
+3. ``scan``      the static integrity scan of the student's cells (``integrity.scan``):
+                 evidence for a human, never a wall;
+4. ``score``     nbgrader's scores, flags, into the gradebook (``needs_manual_grade`` where
+                 flagged);
+5. ``feedback``  the unit's feedback HTML (``feedback.write_feedback``);
+6. the ledger record (``records.write_ledger``), written last: a unit without its record is
    graded again by the next run.
 
 A step that raises (the grader's failure, never the student's code, which runs in a kernel)
@@ -23,7 +24,6 @@ The process side: ``python -m autograder.instructor.worker SETTINGS`` reads unit
 lines on stdin and answers one JSON line per message on its stdout (``main``); the pool
 (``pool.py``) drives it.
 """
-import copy
 import json
 import os
 import shutil
@@ -38,12 +38,15 @@ from pathlib import Path
 import nbformat
 
 from . import feedback as feedback_module
-from . import integrity, intake, recheck, sandbox, zygote
+import socket
+
+from . import integrity, intake, sandbox, zygote
 from .nbcells import grade_id
-from .nbexec import ZYGOTE, ExecutionLog, GradingExecute, StderrIsNotFailure, error_text
+from .nbexec import ZYGOTE, ExecutionLog, StderrIsNotFailure, error_text
+from .split import execute as split
 from .records import Course, Flag, Record, Score, Unit, fingerprint, withhold, write_ledger
 
-#: Reference modules the zygote imports once for all kernels (the hidden tests import them).
+#: Reference modules the grader's zygote imports once for all its kernels (the hidden tests import them).
 PRELOAD = ("solutions_lib.activations", "solutions_lib.layers", "solutions_lib.losses",
            "solutions_lib.network", "solutions_lib.optim", "solutions_lib.data")
 EVENT_FLAGS = {
@@ -51,6 +54,7 @@ EVENT_FLAGS = {
                    "their results, the rest scored 0",
     "notebook-time-limit": "the notebook ran out of time; the cells after the limit were not run",
     "cell-timeout": "a cell ran past the cell time limit (an endless loop?) and was interrupted",
+    "grader-died": "the grader's own process stopped while it ran a cell; the cells after it are not graded",
 }
 
 
@@ -65,7 +69,6 @@ class Job:
     graded_nb: object = None             # what nbgrader executed (autograde)
     nbgrader: dict = field(default_factory=dict)      # {grade_id: Score} from the gradebook
     findings: list = field(default_factory=list)      # [Flag] of the scan
-    rechecked: dict = field(default_factory=dict)     # {grade_id: recheck.Result}
     ended: bool = False
 
     def end(self, status, error=""):
@@ -74,26 +77,30 @@ class Job:
 
 class Worker:
     """Grades units one after the other (see the module docstring)."""
-    STEPS = ("intake", "autograde", "scan", "recheck", "score", "feedback")
+    STEPS = ("intake", "autograde", "scan", "score", "feedback")
 
-    def __init__(self, course_dir, limits, index=0, hide=(), feedback=True):
+    def __init__(self, course_dir, limits, index=0, feedback=True):
         from nbgrader.apps import NbGraderAPI
         from nbgrader.coursedir import CourseDirectory
 
         self.course = Course(course_dir)
         self.limits, self.write_feedback = limits, feedback
+        # scratch/control: the zygotes' sockets; box: all the student process sees (emptied
+        # per unit); grader: the grader process's folders; bin: the agent, bound read-only
         self.scratch = Path(tempfile.mkdtemp(prefix=f"nn-grade-w{index}-"))
-        for sub in ("home", "tmp", "mpl", "ipython", "runtime", "work", "cache"):
+        self.box, self.grader_dir, self.bin = self.scratch / "box", self.scratch / "grader", self.scratch / "bin"
+        for sub in ("control", "runtime", "box", "grader", "bin"):
             (self.scratch / sub).mkdir()
+        for script in (ZYGOTE, split.AGENT, split.WIRE):
+            shutil.copy(script, self.bin / script.name)
         os.environ["JUPYTER_RUNTIME_DIR"] = str(self.scratch / "runtime")
         self.isolated = sandbox.isolation_available()
-        self.hide = self.course.hidden_folders(hide)
-        self.log, self.recheck_log = ExecutionLog(), ExecutionLog()
+        self.log = ExecutionLog()
         self.config = self._config()
-        self.recheck_config = copy.deepcopy(self.config)     # the re-check's own log (nbclient
-        self.recheck_config.GradingExecute.execution_log = self.recheck_log   # reloads the config)
         self.api = NbGraderAPI(CourseDirectory(config=self.config), config=self.config)
-        self.zygote = self._start_zygote()
+        self.zygotes = []
+        self.zygotes.append(self._start_zygote("student"))
+        self.zygotes.append(self._start_zygote("grader"))
         self._feedback_api = None
 
     def _config(self):
@@ -104,68 +111,89 @@ class Worker:
         config = self.course.config
         config.CourseDirectory.submitted_directory = os.path.relpath(self.course.intake, self.course.root)
         config.Autograde.autograde_preprocessors = [
-            GradingExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput, StderrIsNotFailure,
+            split.SplitExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput, StderrIsNotFailure,
             SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
-        for name in ("GradingExecute", "StderrIsNotFailure"):
+        for name in ("SplitExecute", "StderrIsNotFailure"):
             config[name].execution_log = self.log
-        config.GradingExecute.update(timeout=self.limits.cell_timeout, notebook_timeout=self.limits.notebook_timeout,
-                                     shutdown_kernel="immediate", startup_timeout=60, interrupt_on_timeout=True)
-        config.ZygoteKernelManager.socket_path = str(self.scratch / "zygote.sock")
-        config.ZygoteKernelManager.runtime_dir = str(self.scratch / "runtime")
+        box, grader = self.box, self.grader_dir
+        config.SplitExecute.update(timeout=self.limits.cell_timeout, notebook_timeout=self.limits.notebook_timeout,
+                                   student_cwd=str(box / "work"), grader_cwd=str(grader / "work"),
+                                   channel=str(box / "run" / "channel"), agent=str(self.bin / "agent.py"))
+        config.StudentKernelManager.update(socket_path=str(self.scratch / "control" / "student"),
+                                           runtime_dir=str(box / "run"), kernel_cwd=str(box / "work"),
+                                           kernel_env=self._kernel_env(box))
+        if self.isolated:                    # no network in the sandbox: the kernel's sockets are files
+            config.StudentKernelManager.update(transport="ipc", ip=str(box / "run" / "kernel"))
+        config.GraderKernelManager.update(socket_path=str(self.scratch / "control" / "grader"),
+                                          runtime_dir=str(grader / "run"), kernel_cwd=str(grader / "work"),
+                                          kernel_env=self._kernel_env(grader))
         return config
 
     # ---------------------------------------------------------------- the sandbox
-    def _start_zygote(self):
-        """The zygote, inside the sandbox; returns its Popen once its socket listens."""
-        socket_path = self.config.ZygoteKernelManager.socket_path
-        command = [sys.executable, str(ZYGOTE), "serve", socket_path, "--preload", ",".join(PRELOAD)]
-        if self.isolated:
-            command = sandbox.wrap(command + ["--sweep"], self.hide, self.scratch)
+    def _start_zygote(self, which):
+        """The student's zygote (in the sandbox, listening on a socket it inherits) or the grader's
+        (with the references preloaded); returns its Popen once it listens."""
+        path = str(self.scratch / "control" / which)
+        limits = ["--limits", json.dumps(self.limits.kernel())]
         env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1",
-                   MPLCONFIGDIR=str(self.scratch / "mpl"), IPYTHONDIR=str(self.scratch / "ipython"))
-        with open(self.scratch / "zygote.log", "w", encoding="utf-8") as log:
+                   MPLCONFIGDIR=str(self.scratch / "runtime"), IPYTHONDIR=str(self.scratch / "runtime"))
+        pass_fds, server = (), None
+        if which == "grader":
+            command = [sys.executable, str(ZYGOTE), "serve", path, "--preload", ",".join(PRELOAD)] + limits
+        else:
+            server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            server.bind(path)
+            server.listen(16)
+            pass_fds = (server.fileno(),)
+            command = [sys.executable, str(self.bin / "zygote.py"), "serve", "--fd", str(server.fileno())] + limits
+            if self.isolated:
+                command = sandbox.wrap(command + ["--sweep"], self.box, readonly=[self.bin])
+        with open(self.scratch / f"zygote-{which}.log", "w", encoding="utf-8") as log:
             proc = subprocess.Popen(command, stdout=log, stderr=log, env=env, cwd=self.scratch,
-                                    start_new_session=True)
+                                    start_new_session=True, pass_fds=pass_fds)
+        if server is not None:
+            server.close()                   # the zygote has its own copy
         deadline = time.monotonic() + 120
-        while not os.path.exists(socket_path):
+        while "modules preloaded" not in (self.scratch / f"zygote-{which}.log").read_text(errors="replace"):
             if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the grading zygote did not start:\n"
-                                   + (self.scratch / "zygote.log").read_text()[-3000:])
+                raise RuntimeError(f"the grading zygote ({which}) did not start:\n"
+                                   + (self.scratch / f"zygote-{which}.log").read_text()[-3000:])
             time.sleep(0.05)
+        while not os.path.exists(path):
+            time.sleep(0.01)
         return proc
 
     def close(self):
-        if self.zygote is not None and self.zygote.poll() is None:
-            self.zygote.kill()
-            self.zygote.wait()
+        for proc in self.zygotes:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
         shutil.rmtree(self.scratch, ignore_errors=True)
 
-    def _kernel_env(self, cwd):
-        """What a grading kernel sees: a scratch home, grading mode, nothing of the grader's."""
-        s = self.scratch
+    def _kernel_env(self, root):
+        """What a grading kernel sees: its own home, grading mode, nothing of the grader's."""
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8",
-               "HOME": str(s / "home"), "TMPDIR": str(s / "tmp"), "MPLCONFIGDIR": str(s / "mpl"),
-               "IPYTHONDIR": str(s / "ipython"), "NN_COURSE_CACHE": str(s / "cache"),
+               "HOME": str(root / "home"), "TMPDIR": str(root / "tmp"), "MPLCONFIGDIR": str(root / "mpl"),
+               "IPYTHONDIR": str(root / "ipython"), "NN_COURSE_CACHE": str(root / "cache"),
                "NBGRADER_EXECUTION": "autograde", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
                "MPLBACKEND": "module://matplotlib_inline.backend_inline", "PYTHONHASHSEED": "0"}
-        os.environ["NN_KERNEL_ENV"] = json.dumps(env)
-        os.environ["NN_KERNEL_CWD"] = str(cwd)
-        os.environ["NN_KERNEL_LIMITS"] = json.dumps(self.limits.kernel())
+        return env
 
-    def _fresh_workdir(self, name, assignment):
-        """A scratch copy of the assignment's folder (the kit, no notebook) for a kernel; sets its env."""
-        if self.isolated:                    # nothing a previous kernel left keeps running
-            zygote.request(self.config.ZygoteKernelManager.socket_path, {"sweep": True})
-        work = self.scratch / "work" / name
-        if work.exists():
-            shutil.rmtree(work)
-        shutil.copytree(self.course.source / assignment, work,
-                        ignore=shutil.ignore_patterns("*.ipynb", ".ipynb_checkpoints"))
-        for sub in ("home", "tmp", "mpl", "ipython"):
-            shutil.rmtree(self.scratch / sub, ignore_errors=True)
-            (self.scratch / sub).mkdir()
-        self._kernel_env(work)
-        return work
+    def _fresh_unit(self, assignment):
+        """Empty box and grader folders, each with a copy of the assignment's release folder (the
+        kit, no notebook); nothing a previous student's code started or wrote is left."""
+        if self.isolated:                    # every process of the last unit, in any session or group
+            zygote.request(str(self.scratch / "control" / "student"), {"sweep": True})
+        for root in (self.box, self.grader_dir):
+            for entry in list(root.iterdir()):
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry, ignore_errors=True)
+                else:
+                    entry.unlink()
+            shutil.copytree(self.course.release / assignment, root / "work",
+                            ignore=shutil.ignore_patterns("*.ipynb", ".ipynb_checkpoints"))
+            for sub in ("home", "tmp", "mpl", "ipython", "cache", "run"):
+                (root / sub).mkdir()
 
     # ---------------------------------------------------------------- one unit
     def grade(self, unit):
@@ -208,7 +236,7 @@ class Worker:
         """2. nbgrader's Autograde of the unit, sandboxed; its scores as nbgrader wrote them."""
         unit, record = job.unit, job.record
         self.log.reset()
-        self._fresh_workdir(f"{unit.student}-{unit.assignment}", unit.assignment)
+        self._fresh_unit(unit.assignment)
         result = self.api.autograde(unit.assignment, unit.student, force=True, create=True)
         record.seconds["autograde_cells"] = self.log.cell_seconds
         record.events = list(self.log.events)
@@ -225,28 +253,12 @@ class Worker:
         job.findings = integrity.scan(cells, integrity.provided_names(job.source_nb))
         job.record.flags += [f for f in job.findings if f.severity != "info"]
 
-    def recheck(self, job):
-        """4. When nbgrader gave any test points: the re-check outside the student's kernel."""
-        if not any(s.nbgrader for s in job.nbgrader.values() if s.kind == "test"):
-            return
-        clean, left_out = recheck.clean_notebook(job.source_nb, job.student_nb, job.release_nb)
-        job.record.left_out = left_out
-        work = self._fresh_workdir(f"recheck-{job.unit.student}-{job.unit.assignment}", job.unit.assignment)
-        self.recheck_log.reset()
-        GradingExecute(config=self.recheck_config, kernel_name="python3").preprocess(
-            clean, {"metadata": {"path": str(work)}})
-        job.record.seconds["recheck_cells"] = self.recheck_log.cell_seconds
-        job.rechecked = recheck.results(clean)
-
     def score(self, job):
-        """5. Final scores (the lower of the two per test cell), flags, into the gradebook."""
+        """4. Final scores (nbgrader's, from the split execution), flags, into the gradebook."""
         record = job.record
-        tampering = any(f.severity == "tampering" for f in job.findings)
         for gid, s in job.nbgrader.items():
             if s.kind == "test":
-                s.final, flag = _final_score(gid, s, job.rechecked.get(gid), tampering)
-                if flag is not None:
-                    record.flags.append(flag)
+                s.final = s.nbgrader or 0.0
                 cell = next((c for c in job.graded_nb.cells if grade_id(c) == gid), None)
                 if cell is not None and error_text(cell):
                     record.diagnoses[gid] = error_text(cell)[:400]
@@ -258,12 +270,13 @@ class Worker:
                 record.flag(event["kind"], EVENT_FLAGS[event["kind"]], "review",
                             event.get("grade_id") or f"cell {event['cell']}", event.get("message", ""))
         if not self.isolated:
-            record.flag("no-isolation", "graded without filesystem isolation (bubblewrap missing)")
+            record.flag("no-isolation", "graded without the sandbox (bubblewrap missing): the student's code ran "
+                        "in a process of its own, but could read files of this machine and reach its network")
         self._save(job.unit, record)
         record.status = "graded"
 
     def feedback(self, job):
-        """6. The unit's feedback HTML, written here so that it is made in parallel."""
+        """5. The unit's feedback HTML, written here so that it is made in parallel."""
         if not self.write_feedback:
             return
         if self._feedback_api is None:
@@ -325,22 +338,6 @@ class Worker:
             gb.db.commit()
 
 
-def _final_score(gid, score, rechecked, tampering):
-    """(final score, Flag or None) of one test cell from nbgrader's score and the re-check's."""
-    if rechecked is None:                                    # not re-checked: nbgrader gave nothing
-        return score.nbgrader or 0.0, None
-    score.recheck = score.max if rechecked.passed else 0.0
-    if rechecked.passed:
-        return score.nbgrader or 0.0, None
-    if not score.nbgrader:
-        return 0.0, None
-    kind = "integrity" if rechecked.tampered else "not-confirmed"
-    severity = "tampering" if tampering or rechecked.tampered else "review"
-    return 0.0, Flag(kind, f"{gid}: nbgrader gave {score.nbgrader:g} of {score.max:g} points in the student's "
-                           "kernel, but the re-check outside it failed; the points are withheld.",
-                     evidence=rechecked.message[:400], severity=severity, cell=gid)
-
-
 # ------------------------------------------------------------------------------ the process
 def main(argv):
     """A worker process: ``python -m autograder.instructor.worker SETTINGS`` (JSON).
@@ -361,7 +358,7 @@ def main(argv):
     worker = None
     try:
         worker = Worker(settings["course"], sandbox.Limits(**settings["limits"]), settings["index"],
-                        settings["hide"], settings["feedback"])
+                        settings["feedback"])
         send("ready", worker.isolated)
         for line in sys.stdin:
             unit = Unit(**json.loads(line))

@@ -10,11 +10,13 @@ next kernel.
 Run by the grading worker (``worker.py``), as a script so that it does not import the
 ``autograder`` package (the kernels must import the assignment's own ``autograder`` kit):
 
-    python zygote.py serve SOCKET [--preload MOD,MOD,...] [--sweep]
-    python zygote.py launch SOCKET KERNEL_ARGS...      # the "kernel" jupyter_client starts
+    python zygote.py serve (SOCKET | --fd N) [--limits JSON] [--preload MOD,...] [--sweep]
+    python zygote.py launch SOCKET --request FILE KERNEL_ARGS...   # the "kernel" jupyter_client starts
 
-``launch`` is the process jupyter_client manages: it sends one JSON line to the zygote,
-``{"cwd", "env", "argv", "limits"}``, relays SIGINT/SIGTERM to the kernel (``{"signal": n}``)
+``serve`` listens on the Unix socket SOCKET, or on the listening socket it inherited as file
+descriptor N (the sandboxed zygote: its socket is a file outside the sandbox, which nothing
+inside can open). ``launch`` is the process jupyter_client manages: it sends one JSON line to
+the zygote, ``{"cwd", "env", "argv"}`` (from the request FILE, and its own arguments), relays SIGINT/SIGTERM to the kernel (``{"signal": n}``)
 and exits with the kernel's exit code (``{"exit": code}``). The zygote forks a *monitor* per
 request, and the monitor forks the kernel. When the launcher dies (jupyter_client kills it on
 shutdown), the monitor kills the kernel's process group. ``{"sweep": true}`` kills every
@@ -22,8 +24,8 @@ other process in the zygote's PID namespace (``--sweep``, only inside the sandbo
 namespace): whatever a student's code left running does not outlive its notebook.
 
 Each kernel gets, before any student code runs: its own process group; death with its
-monitor (PR_SET_PDEATHSIG); the resource limits of the request (address space, CPU seconds,
-file size, no core dumps); exactly the environment of the request; the working folder of
+monitor (PR_SET_PDEATHSIG); the zygote's own resource limits (``--limits``: address space, CPU
+seconds, file size; no core dumps), never a request's; exactly the environment of the request; the working folder of
 the request; fresh random seeds; and no ``autograder`` module already imported.
 """
 import json
@@ -49,8 +51,8 @@ def _send(stream, message):
 
 
 # ------------------------------------------------------------------------------ the zygote
-def serve(socket_path, preload=DEFAULT_PRELOAD, sweep=False):
-    """Import ``preload``, then fork a monitor for every connection on ``socket_path``."""
+def serve(socket_path, preload=DEFAULT_PRELOAD, sweep=False, limits=None, fd=None):
+    """Import ``preload``, then fork a monitor for every connection on ``socket_path`` (or ``fd``)."""
     _die_with_parent()
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")     # no BLAS thread pool before fork
     os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -68,12 +70,15 @@ def serve(socket_path, preload=DEFAULT_PRELOAD, sweep=False):
     print(f"zygote: {len(preload)} modules preloaded in {time.perf_counter() - start:.2f} s",
           file=sys.stderr, flush=True)
 
-    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    if os.path.exists(socket_path):
-        os.unlink(socket_path)
-    server.bind(socket_path + ".tmp")
-    os.rename(socket_path + ".tmp", socket_path)        # the socket appears when it listens
-    server.listen(16)
+    if fd is not None:
+        server = socket.socket(fileno=fd)                # bound and listening already
+    else:
+        server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        if os.path.exists(socket_path):
+            os.unlink(socket_path)
+        server.bind(socket_path + ".tmp")
+        os.rename(socket_path + ".tmp", socket_path)    # the socket appears when it listens
+        server.listen(16)
     signal.signal(signal.SIGCHLD, lambda *_: None)      # wake accept() to reap monitors
     while True:
         _reap()
@@ -81,8 +86,17 @@ def serve(socket_path, preload=DEFAULT_PRELOAD, sweep=False):
             conn, _ = server.accept()
         except InterruptedError:
             continue
+        conn.settimeout(5)                               # a client that says nothing is dropped
         stream = conn.makefile("rw", encoding="utf-8")
-        request = json.loads(stream.readline() or "{}")
+        try:
+            request = json.loads(stream.readline(1 << 20) or "{}")
+            if not isinstance(request, dict):
+                raise ValueError("not a request")
+        except (OSError, ValueError):
+            conn.close()
+            continue
+        conn.settimeout(None)
+        request["limits"] = limits or {}                 # the zygote's limits, whatever was asked
         if request.get("sweep"):
             _send(stream, {"killed": _sweep() if sweep else 0})
             conn.close()
@@ -216,15 +230,15 @@ def _die_with_parent():
 
 
 # ------------------------------------------------------------------------------ the launcher
-def launch(socket_path, argv):
+def launch(socket_path, request_file, argv):
     """The kernel process jupyter_client sees: ask the zygote for a kernel, wait for its end."""
+    with open(request_file, encoding="utf-8") as f:
+        request = json.load(f)
+    os.unlink(request_file)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.connect(socket_path)
     stream = sock.makefile("rw", encoding="utf-8")
-    env = json.loads(os.environ.get("NN_KERNEL_ENV", "null")) or dict(os.environ)
-    limits = json.loads(os.environ.get("NN_KERNEL_LIMITS", "{}"))
-    _send(stream, {"cwd": os.environ.get("NN_KERNEL_CWD", os.getcwd()), "env": env,
-                   "argv": argv, "limits": limits})
+    _send(stream, {"cwd": request["cwd"], "env": request["env"], "argv": argv})
     json.loads(stream.readline())                # {"pid": ...}: the kernel is forked
 
     def relay(signum, _frame):
@@ -261,19 +275,25 @@ def request(socket_path, message, timeout=30):
 def main(argv):
     command, socket_path, rest = argv[0], argv[1], argv[2:]
     if command == "serve":
-        preload, sweep = list(DEFAULT_PRELOAD), False
+        preload, sweep, limits, fd = list(DEFAULT_PRELOAD), False, {}, None
+        if socket_path == "--fd":
+            fd, socket_path, rest = int(rest[0]), None, rest[1:]
         while rest:
             if rest[0] == "--preload":
                 preload += [m for m in rest[1].split(",") if m]
                 rest = rest[2:]
+            elif rest[0] == "--limits":
+                limits, rest = json.loads(rest[1]), rest[2:]
             elif rest[0] == "--sweep":
                 sweep, rest = True, rest[1:]
             else:
                 raise SystemExit(f"zygote: unknown option {rest[0]}")
-        serve(socket_path, preload, sweep)
+        serve(socket_path, preload, sweep, limits, fd)
         return 0
     if command == "launch":
-        return launch(socket_path, rest)
+        if rest[:1] != ["--request"]:
+            raise SystemExit("zygote: launch SOCKET --request FILE KERNEL_ARGS...")
+        return launch(socket_path, rest[1], rest[2:])
     raise SystemExit(f"zygote: unknown command {command!r} (serve or launch)")
 
 
