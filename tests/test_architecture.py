@@ -3,14 +3,17 @@
 Every module of ``autograder/`` and ``solutions_lib/`` is parsed (imports inside functions
 count too) and each import of the course's own modules must point to a lower layer:
 
-    kit (autograder/*.py) -> solutions_lib -> nbcells -> records -> intake, integrity, probe,
-    sandbox, zygote, build -> recheck -> nbexec, feedback -> worker, pool, report ->
-    synthetic (answers -> adversaries -> classroom -> demo), hub (deploy -> host, exchange ->
+    kit (autograder/*.py) -> solutions_lib -> split's process ends (wire -> agent, proxy) ->
+    nbcells -> records -> intake, integrity, sandbox, zygote, build -> nbexec, feedback ->
+    split.execute -> worker, pool, report -> synthetic (answers -> adversaries -> classroom -> demo), hub (deploy -> host, exchange ->
     demo -> commands) -> cli
 
 A module may import only modules of a lower layer, so there is no cycle, ``report`` (beside
 ``worker`` and ``pool``) reads the ledger without knowing how it was graded, and the kit
-imports nothing of the instructor's side, of nbgrader or of the reference solutions.
+imports nothing of the instructor's side, of nbgrader or of the reference solutions. The two
+ends of the split execution (``split/wire.py``, ``agent.py``, ``proxy.py``) run inside the
+kernels, loaded by file path: they import nothing of the course at all (only the standard
+library and numpy), and the student's end never the grader's.
 """
 import ast
 from pathlib import Path
@@ -22,11 +25,13 @@ I = "autograder.instructor"
 LAYERS = [
     ["autograder", "autograder.checks", "autograder.datasets", "autograder.widgets"],
     ["solutions_lib", "solutions_lib.*"],
+    [f"{I}.split.wire"],
+    [f"{I}.split.agent", f"{I}.split.proxy"],
     [f"{I}.nbcells"],
     [f"{I}.records"],
-    [f"{I}.intake", f"{I}.integrity", f"{I}.probe", f"{I}.sandbox", f"{I}.zygote", f"{I}.build"],
-    [f"{I}.recheck"],
+    [f"{I}.intake", f"{I}.integrity", f"{I}.sandbox", f"{I}.zygote", f"{I}.build"],
     [f"{I}.nbexec", f"{I}.feedback"],
+    [f"{I}.split.execute"],
     [f"{I}.worker", f"{I}.pool", f"{I}.report", f"{I}.hub.deploy"],
     [f"{I}.synthetic.answers", f"{I}.hub.host", f"{I}.hub.exchange"],
     [f"{I}.synthetic.adversaries", f"{I}.hub.demo"],
@@ -36,7 +41,9 @@ LAYERS = [
     [f"{I}.__main__"],
 ]
 #: Packages whose __init__ holds only a docstring: importing them is importing nothing.
-EMPTY_PACKAGES = (I, f"{I}.synthetic", f"{I}.hub")
+EMPTY_PACKAGES = (I, f"{I}.synthetic", f"{I}.hub", f"{I}.split")
+#: What runs inside a kernel, loaded by file path: the standard library, numpy and IPython, nothing else.
+IN_KERNEL = (f"{I}.split.wire", f"{I}.split.agent", f"{I}.split.proxy")
 #: What the kit never imports (it is copied to students, who have none of it).
 KIT_FORBIDDEN = ("autograder.instructor", "solutions_lib", "nbgrader")
 
@@ -136,3 +143,14 @@ def test_the_kit_is_every_module_at_the_top_of_autograder():
 
     assert build.kit_files() == ["__init__.py"] + [f"{n}.py" for n in nbcells.kit_modules()]
     assert set(LAYERS[0]) == {"autograder"} | {f"autograder.{n}" for n in nbcells.kit_modules()}
+
+
+@pytest.mark.parametrize("name", IN_KERNEL)
+def test_the_ends_of_the_channel_import_only_the_standard_library_numpy_and_ipython(name):
+    import sys
+
+    bad = sorted(t for t in imports(name) if t.split(".")[0] not in tuple(sys.stdlib_module_names) + ("numpy", "IPython"))
+    assert bad == [], f"{name} runs in a kernel, loaded by path: it may not import {bad}"
+    source = MODULES[name].read_text(encoding="utf-8")
+    if name.endswith("agent"):
+        assert "proxy" not in source.replace("proxy.py", ""), "the student's end knows nothing of the grader's"

@@ -22,8 +22,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autograder.instructor import (build, cli, feedback, intake, integrity, nbcells, nbexec, pool, recheck, records,
-                                   report, sandbox, worker)
+from autograder.instructor import (build, cli, feedback, intake, integrity, nbcells, nbexec, pool, records, report,
+                                   sandbox, worker)
+from autograder.instructor.split import execute as split_execute
 from autograder.instructor.synthetic import adversaries, answers, classroom
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -135,8 +136,6 @@ def test_the_reference_answers_raise_no_suspicion(name):
     cells = [(label, src) for _, label, src in integrity.student_cells(student, source)]
     found = [f for f in integrity.scan(cells, integrity.provided_names(source)) if f.severity != "info"]
     assert found == [], f"{name}: the reference answers are flagged: {found}"
-    clean, left_out = recheck.clean_notebook(source, student, release)
-    assert [f for f in left_out if f.kind == "left-out" and f.severity == "tampering"] == []
 
 
 @pytest.mark.parametrize("code, kind", [
@@ -172,92 +171,80 @@ def test_scan_leaves_ordinary_code_alone(dense):
             if f.severity == "tampering"] == []
 
 
-def test_clean_notebook_keeps_definitions_and_stubs_tampering(dense):
-    release, source = dense
-    student = answers.with_answers(release, source, {
-        "dense_forward": "print('hello')\nFACTOR = 2.0\n\n\ndef helper(x):\n    return FACTOR * x\n",
-        "dense_backward": "import os\n\n\ndef dense_backward(dH, cache):\n    os._exit(1)\n"})
-    clean, left_out = recheck.clean_notebook(source, student, release)
-    sources = {c.metadata.get("nbgrader", {}).get("grade_id"): c.source for c in clean.cells}
-    assert "FACTOR = 2.0" in sources["dense_forward"] and "def helper" in sources["dense_forward"]
-    assert "print('hello')" not in sources["dense_forward"]
-    assert "left out of the re-check" in sources["dense_backward"] and "os._exit" not in sources["dense_backward"]
-    assert any(f.kind == "left-out" and f.severity == "tampering" for f in left_out)
-    probes = [i for i, c in enumerate(clean.cells) if c.metadata.get(recheck.ROLE) == "probe"]
-    tests = [i for i, c in enumerate(clean.cells) if c.metadata.get("nbgrader", {}).get("grade")
-             and c.cell_type == "code"]
-    answer_cells = [i for i, c in enumerate(clean.cells) if c.metadata.get(recheck.ROLE) == "answer"]
-    assert all(i + 1 in probes for i in tests + answer_cells), "a probe after every test and every answer"
-    assert probes[0] == 0 and len(probes) < sum(c.cell_type == "code" for c in source.cells)
-    hidden = [c for c in clean.cells if "BEGIN HIDDEN TESTS" in c.source]
-    assert hidden, "the re-check runs the hidden tests"
+def _bound(argv):
+    """(flag, source, destination) of every bind in a bubblewrap argv."""
+    return [(f, s, d) for f, s, d in zip(argv, argv[1:], argv[2:])
+            if f in ("--bind", "--ro-bind", "--bind-try", "--ro-bind-try", "--dev-bind")]
 
 
-def test_recheck_results_fail_everything_after_a_broken_probe():
-    def cell(grade_id=None, error=None, role=None):
-        c = nbformat.v4.new_code_cell("pass")
-        c.execution_count = 1
-        if grade_id:
-            c.metadata["nbgrader"] = {"grade": True, "solution": False, "grade_id": grade_id, "points": 1}
-        if role:
-            c.metadata[recheck.ROLE] = role
-        if error:
-            c.outputs = [nbformat.v4.new_output("error", ename="AssertionError", evalue=error, traceback=[])]
-        return c
-    nb = nbformat.v4.new_notebook(cells=[
-        cell(role="probe"), cell("t1"), cell(role="probe"), cell("t2", error="wrong"), cell(role="probe"),
-        cell("t3"), cell(role="probe", error="integrity check: numpy.all was replaced"), cell("t4"),
-        cell(role="probe")])
-    results = recheck.results(nb)
-    assert results["t1"] == recheck.Result(True)
-    assert results["t2"].passed is False and not results["t2"].tampered, "a failing test is no tampering"
-    assert results["t3"].passed is False and "numpy.all" in results["t3"].message and results["t3"].tampered
-    assert results["t4"].passed is False and results["t4"].tampered
-
-
-# ------------------------------------------------------------------------------ the sandbox
-def test_sandbox_argv_hides_folders_and_refuses_a_scratch_inside_them(tmp_path):
-    hidden = tmp_path / "course"
-    hidden.mkdir()
-    argv = sandbox.wrap(["python", "-c", "1"], [hidden, tmp_path / "not-there"], tmp_path / "scratch")
+def test_sandbox_argv_starts_from_an_empty_root_and_binds_the_box_read_write(tmp_path):
+    """The argv of ``wrap``: the box (created) read-write at its own path and the working
+    folder, ``readonly`` read-only, no network, a PID namespace, a private /tmp, and the
+    host's ``/`` never bound."""
+    box, kit = tmp_path / "box", tmp_path / "bin"
+    kit.mkdir()
+    argv = sandbox.wrap(["python", "-c", "1"], box, readonly=[kit])
     pairs = list(zip(argv, argv[1:]))
-    assert ("--tmpfs", str(hidden)) in pairs and ("--remount-ro", str(hidden)) in pairs
-    assert ("--bind", str(tmp_path / "scratch")) in pairs and argv[-3:] == ["python", "-c", "1"]
-    assert "--unshare-pid" in argv and "--die-with-parent" in argv
-    with pytest.raises(ValueError, match="inside the hidden"):
-        sandbox.wrap(["python"], [tmp_path], tmp_path / "scratch")
+    assert box.is_dir(), "the box is created"
+    assert ("--bind", str(box), str(box)) in _bound(argv) and ("--chdir", str(box)) in pairs
+    assert ("--ro-bind", str(kit), str(kit)) in _bound(argv)
+    assert all(src != "/" for _, src, _ in _bound(argv)), "the host's root is never bound"
+    assert [src for flag, src, _ in _bound(argv) if flag in ("--bind", "--bind-try", "--dev-bind")] == [str(box)], \
+        "the box is the only writable folder of the host"
+    for flag in ("--unshare-net", "--unshare-pid", "--die-with-parent", "--new-session"):
+        assert flag in argv
+    assert ("--tmpfs", "/tmp") in pairs, "a private /tmp"
+    assert argv[-4:] == ["--", "python", "-c", "1"]
 
 
-def test_a_checkout_under_tmp_stays_visible_in_the_sandbox_but_its_course_does_not(tmp_path, monkeypatch):
-    """A clone in /tmp (its venv, its packages) is bound back over the private /tmp; the
-    folders hidden inside it stay hidden (a fresh clone in /tmp once could not start a kernel)."""
-    _needs_isolation()
-    checkout = tmp_path / "clone"
-    (checkout / "lib").mkdir(parents=True)
-    (checkout / "lib" / "module.py").write_text("X = 1\n")
-    (checkout / "course").mkdir()
-    (checkout / "course" / "gradebook.db").write_text("secret")
-    monkeypatch.setattr(sys, "path", sys.path + [str(checkout / "lib")])
-    monkeypatch.setattr(sys, "prefix", str(checkout))
-    argv = sandbox.wrap(["sh", "-c", f"cat {checkout}/lib/module.py; ls -A {checkout}/course"],
-                        [checkout / "course"], tmp_path / "scratch")
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=30)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "X = 1", "the checkout is readable and its course folder is empty"
-
-
-def test_a_package_found_only_through_a_finder_is_bound_back(tmp_path, monkeypatch):
-    """An editable install reaches its source through a meta-path finder, not sys.path: grading
-    started from another folder (the grader on the hub) once hid the zygote script from the sandbox."""
+def test_a_solutions_lib_inside_a_bound_folder_is_covered(tmp_path, monkeypatch):
+    """An installed copy of the references (``solutions_lib`` in a folder the sandbox binds,
+    such as a site-packages) is covered by an empty folder, after the bind; one outside every
+    bound folder needs nothing. Run in the sandbox, the folder is readable, its copy empty."""
     import importlib.machinery
     import importlib.util
 
-    home = tmp_path / "clone"                       # under /tmp, as a fresh clone there
-    (home / "autograder").mkdir(parents=True)
-    spec = importlib.machinery.ModuleSpec("autograder", None, is_package=True)
-    spec.submodule_search_locations = [str(home / "autograder")]
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: spec if name == "autograder" else None)
-    assert any(sandbox._inside(str(home), bound) for bound in sandbox._needed_under_tmp())
+    site = tmp_path / "site-packages"
+    (site / "solutions_lib").mkdir(parents=True)
+    (site / "solutions_lib" / "layers.py").write_text("SECRET = 1\\n")
+    (site / "other.py").write_text("X = 1\\n")
+    spec = importlib.machinery.ModuleSpec("solutions_lib", None, is_package=True)
+    spec.submodule_search_locations = [str(site / "solutions_lib")]
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: spec if name == "solutions_lib" else real(name, *a))
+    hidden = str(site / "solutions_lib")
+    argv = sandbox.wrap(["true"], tmp_path / "box", readonly=[site])
+    pairs = list(zip(argv, argv[1:]))
+    assert ("--tmpfs", hidden) in pairs and ("--remount-ro", hidden) in pairs
+    assert argv.index(hidden) > argv.index(str(site)), "the cover comes after the bind it covers"
+    assert hidden not in sandbox.wrap(["true"], tmp_path / "box2"), "not bound, nothing to cover"
+    if not sandbox.isolation_available():
+        return
+    done = subprocess.run(sandbox.wrap(["sh", "-c", f"cat {site}/other.py; ls -A {hidden}"], tmp_path / "box",
+                                       readonly=[site]), capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "X = 1", "the folder is readable, its solutions_lib is empty"
+
+
+def test_only_the_box_and_the_bound_folders_are_there(tmp_path):
+    """Run in the sandbox: a read-only folder under /tmp is bound back over the private /tmp
+    (a fresh clone in /tmp once could not start a kernel), its sibling (a course folder) is
+    not there at all, the box is writable and what is written there is seen outside, and a
+    write to the read-only folder fails."""
+    _needs_isolation()
+    kit, course, box = tmp_path / "kit", tmp_path / "course", tmp_path / "box"
+    kit.mkdir()
+    (kit / "module.py").write_text("X = 1\\n")
+    course.mkdir()
+    (course / "gradebook.db").write_text("secret")
+    script = (f"cat {kit}/module.py; test -e {course} && echo course-visible; "
+              f"echo written > {box}/out.txt; touch {kit}/new 2>/dev/null && echo kit-writable; true")
+    done = subprocess.run(sandbox.wrap(["sh", "-c", script], box, readonly=[kit]),
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "X = 1", done.stdout
+    assert (box / "out.txt").read_text() == "written\\n" and not (kit / "new").exists()
 
 
 @pytest.fixture(scope="module")
@@ -284,13 +271,15 @@ def grading_worker(scratch_course):
 
 
 def _run(w, code, timeout=20):
-    """Execute cells in a kernel of the worker's sandbox; returns the executed notebook."""
+    """Execute cells as a student's (cells without an nbgrader role) through the worker's split
+    execution (``SplitExecute``): they run in the sandboxed student process. Returns the
+    executed notebook."""
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in code])
-    work = w._fresh_workdir("t", "02_xor")
-    config = copy.deepcopy(w.config)         # nbclient reloads the config at preprocess: limits go there
-    config.GradingExecute.timeout, config.GradingExecute.notebook_timeout = timeout, 60
-    config.GradingExecute.execution_log = nbexec.ExecutionLog()
-    nbexec.GradingExecute(config=config, kernel_name="python3").preprocess(nb, {"metadata": {"path": str(work)}})
+    w._fresh_unit("02_xor")
+    config = copy.deepcopy(w.config)         # the limits of this run, not the worker's
+    config.SplitExecute.timeout, config.SplitExecute.notebook_timeout = timeout, 60
+    config.SplitExecute.execution_log = nbexec.ExecutionLog()
+    split_execute.SplitExecute(config=config).preprocess(nb, {"metadata": {"path": str(w.box / "work")}})
     return nb
 
 
@@ -308,7 +297,7 @@ def test_kernels_cannot_see_the_gradebook_submissions_or_solutions(grading_worke
         f"open({str(course / 'intruder.txt')!r}, 'w')",
         "print(open('/proc/1/cmdline').read().split(chr(0))[0])",
         "import autograder, os\nprint(os.path.dirname(autograder.__file__))"])
-    assert _out(nb.cells[0]).strip() == "[]", "the course folder must look empty"
+    assert "FileNotFoundError" in _out(nb.cells[0]), "the course folder is not there at all"
     assert _out(nb.cells[1]).strip() == "False"
     assert _out(nb.cells[2]).strip() in ("False", "[]")
     assert "Error" in _out(nb.cells[3]) and not (course / "intruder.txt").exists()

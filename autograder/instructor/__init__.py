@@ -6,11 +6,12 @@ In layers, each importing only from the layers below it (``tests/test_architectu
    ``records``    Course, Unit, Flag, Score, Record: the typed grading record and the ledger;
 2. ``build``      the release from the source notebooks, verified and validated;
    ``intake``     a submission made gradable (broken JSON, renamed files, split cells ...);
-   ``integrity``  the static scan of the student's cells; ``probe`` the re-check's probe;
-   ``recheck``    the instructor's notebook with only the student's definitions;
+   ``integrity``  the static scan of the student's cells (evidence for a human);
    ``sandbox``    the walls around students' code; ``zygote`` the process that forks kernels;
-3. ``nbexec``     nbgrader's execution with our kernels and limits;
+3. ``nbexec``     the kernels and the preprocessors around the execution;
    ``feedback``   feedback HTML without the hidden tests;
+   ``split``      the execution: student cells in a student process, tests in a grader process
+                  (``wire``, ``agent`` and ``proxy`` run inside the kernels, ``execute`` drives them);
 4. ``worker``     one unit = the documented steps, in order; ``pool`` many units, in parallel;
 5. ``report``     grades CSV and the class report; ``synthetic`` a synthetic class and the demo;
    ``cli``        the ``nn-course`` command.

@@ -17,7 +17,8 @@ as a ``Flag`` with the cell and the line as evidence:
 - severity ``review``: using the autograder's checks inside an answer, ``exit()``,
   relative paths, redefining a helper the notebook gives.
 
-The scan is evidence for a human; the re-check (``recheck.py``) is what withholds points.
+The scan is evidence for a human, never the wall: the wall is the split execution
+(``split/``), where student code has no way to the tests, tolerances or references.
 ``provided_names`` says what the notebook's locked cells give, ``student_cells`` what the
 student wrote.
 """

@@ -126,13 +126,12 @@ class Flag:
 class Score:
     """One graded cell. ``kind``: "test" (autograded) or "written" (graded by hand).
 
-    nbgrader: its score in the student's kernel; recheck: the re-check's (None: not run);
-    final: what the gradebook gets.
+    nbgrader: nbgrader's score of the split execution; final: what the gradebook gets (0 when
+    the unit's scores are withheld).
     """
     max: float
     kind: str = "test"
     nbgrader: float = None
-    recheck: float = None
     final: float = None
 
     @property
@@ -154,7 +153,6 @@ class Record:
     scores: dict = field(default_factory=dict)       # {grade_id: Score}
     diagnoses: dict = field(default_factory=dict)    # {grade_id: the failing test's message}
     events: list = field(default_factory=list)       # [{"kind", "cell", "grade_id", ...}] from execution
-    left_out: list = field(default_factory=list)     # [Flag]: what the re-check did not run
     seconds: dict = field(default_factory=dict)      # {step: seconds}
     error: str = ""
 
@@ -177,7 +175,6 @@ class Record:
     def as_dict(self):
         data = asdict(self)
         data["flags"] = [f.as_dict() for f in self.flags]
-        data["left_out"] = [f.as_dict() for f in self.left_out]
         return data
 
     @classmethod
@@ -185,8 +182,8 @@ class Record:
         known = {f.name for f in fields(cls)}
         record = cls(**{k: v for k, v in data.items() if k in known})
         record.flags = [Flag.from_dict(f) for f in data.get("flags", [])]
-        record.left_out = [Flag.from_dict(f) for f in data.get("left_out", [])]
-        record.scores = {g: Score(**s) for g, s in data.get("scores", {}).items()}
+        known = {"max", "kind", "nbgrader", "final"}          # a ledger of an older grader has more
+        record.scores = {g: Score(**{k: v for k, v in s.items() if k in known}) for g, s in data.get("scores", {}).items()}
         return record
 
 

@@ -46,7 +46,7 @@ def exercise_rows(records):
         kinds = " ".join(sorted({f.kind for f in r.actionable_flags}))
         for grade_id, s in r.scores.items():
             rows.append({"student": r.student, "assignment": r.assignment, "exercise": grade_id, "kind": s.kind,
-                         "max": s.max, "nbgrader": s.nbgrader, "recheck": s.recheck, "final": s.final,
+                         "max": s.max, "nbgrader": s.nbgrader, "final": s.final,
                          "status": r.status, "flags": kinds})
     return rows
 
@@ -186,7 +186,7 @@ def report(course_dir, out=None, feedback=True, force_feedback=False, log=print)
         raise FileNotFoundError(f"no graded submissions in {course.ledger}: run `nn-course grade` first.")
     export_grades(course, out / "grades.csv")
     _csv(out / "exercises.csv", exercise_rows(records), ["student", "assignment", "exercise", "kind", "max",
-                                                         "nbgrader", "recheck", "final", "status", "flags"])
+                                                         "nbgrader", "final", "status", "flags"])
     flags = [{"student": r.student, "assignment": r.assignment, **f.as_dict()} for r in records for f in r.flags]
     _csv(out / "flags.csv", flags, ["student", "assignment", "severity", "kind", "cell", "message", "evidence"])
     if feedback:
@@ -256,11 +256,11 @@ def _times_section(records, images):
     timed = [r for r in records if r.seconds.get("total")]
     if not timed:
         return []
-    med = {k: statistics.median([r.seconds.get(k, 0) for r in timed]) for k in ("intake", "autograde", "recheck", "total")}
+    med = {k: statistics.median([r.seconds.get(k, 0) for r in timed]) for k in ("intake", "autograde", "autograde_cells", "total")}
     seconds = [r.seconds["total"] for r in timed]
     lines = [f"<h2>Grading times</h2><p>{len(seconds)} submissions, {sum(seconds):.0f} s of worker time; "
              f"median per submission {med['total']:.2f} s (intake {med['intake']:.2f} s, nbgrader "
-             f"{med['autograde']:.2f} s, re-check {med['recheck']:.2f} s), slowest {max(seconds):.1f} s.</p>"]
+             f"{med['autograde']:.2f} s, of which cells {med['autograde_cells']:.2f} s), slowest {max(seconds):.1f} s.</p>"]
     if "times" in images:
         lines.append(f"<img src='{images['times']}'>")
     return lines

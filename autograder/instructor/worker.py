@@ -89,8 +89,9 @@ class Worker:
         # per unit); grader: the grader process's folders; bin: the agent, bound read-only
         self.scratch = Path(tempfile.mkdtemp(prefix=f"nn-grade-w{index}-"))
         self.box, self.grader_dir, self.bin = self.scratch / "box", self.scratch / "grader", self.scratch / "bin"
-        for sub in ("control", "runtime", "box", "grader", "bin"):
+        for sub in ("control", "runtime", "box", "grader", "bin", "data"):
             (self.scratch / sub).mkdir()
+        _warm_data_cache(self.scratch / "data")
         for script in (ZYGOTE, split.AGENT, split.WIRE):
             shutil.copy(script, self.bin / script.name)
         os.environ["JUPYTER_RUNTIME_DIR"] = str(self.scratch / "runtime")
@@ -192,8 +193,9 @@ class Worker:
                     entry.unlink()
             shutil.copytree(self.course.release / assignment, root / "work",
                             ignore=shutil.ignore_patterns("*.ipynb", ".ipynb_checkpoints"))
-            for sub in ("home", "tmp", "mpl", "ipython", "cache", "run"):
+            for sub in ("home", "tmp", "mpl", "ipython", "run"):
                 (root / sub).mkdir()
+            shutil.copytree(self.scratch / "data", root / "cache")   # a fresh copy: no channel between units
 
     # ---------------------------------------------------------------- one unit
     def grade(self, unit):
@@ -336,6 +338,17 @@ class Worker:
                 if g.name in flagged or whole:
                     g.needs_manual_grade = True
             gb.db.commit()
+
+
+def _warm_data_cache(folder):
+    """The embedded MNIST, parsed once per worker into ``folder`` (the kit's cache format): each
+    unit's kernels start with a copy of it instead of parsing it again (a second per notebook)."""
+    from autograder import datasets
+
+    try:
+        datasets.load_mnist("embedded", cache_dir=folder)
+    except Exception as err:                 # noqa: BLE001  (the notebooks will say what is missing)
+        print(f"worker: no MNIST cache: {err}", file=sys.stderr)
 
 
 # ------------------------------------------------------------------------------ the process

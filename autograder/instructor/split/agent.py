@@ -35,7 +35,7 @@ class Ended(Exception):
 
 class Agent:
     def __init__(self, namespace):
-        self.ns, self.seen, self.handles, self.errors = namespace, {}, {}, []
+        self.ns, self.seen, self.handles, self.errors, self.overrides = namespace, {}, {}, [], {}
         self.endpoint = None
 
     # ------------------------------------------------------------------ setup
@@ -62,7 +62,7 @@ class Agent:
     # ------------------------------------------------------------------ serving
     def serve(self):
         """Answer the grader until it ends the session (one session per grader cell)."""
-        self.errors = []
+        self.errors, self.overrides = [], {}
         try:
             self.endpoint.wait(None)
         except (EOFError, OSError, Ended):
@@ -100,8 +100,11 @@ class Agent:
 
     def _call(self, message, blobs):
         fn = self._target(message)
-        args, kwargs, overrides = wire.decode(message.get("payload"), blobs, self._tagged)
-        overrides = {str(k): v for k, v in overrides.items()}
+        args, kwargs, new, gone = wire.decode(message.get("payload"), blobs, self._tagged)
+        self.overrides.update({str(k): v for k, v in new.items()})
+        for name in gone:
+            self.overrides.pop(str(name), None)
+        overrides = self.overrides
         before = wire.snapshot(args)
         saved = {name: self.ns[name] for name in overrides if name in self.ns}
         self.ns.update(overrides)

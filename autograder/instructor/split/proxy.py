@@ -69,7 +69,7 @@ class StudentObject:
 
 class Grader:
     def __init__(self, namespace):
-        self.ns, self.installed, self.callbacks, self.baseline = namespace, {}, {}, {}
+        self.ns, self.installed, self.callbacks, self.baseline, self.sent = namespace, {}, {}, {}, {}
         self.endpoint = self.server = None
 
     # ------------------------------------------------------------------ setup
@@ -109,6 +109,7 @@ class Grader:
     def end(self):
         """The grader cell is done: the student process stops serving."""
         self.callbacks.clear()
+        self.sent = {}
         self.mark()
         if self.endpoint is not None:
             try:
@@ -145,24 +146,33 @@ class Grader:
             return None
 
     def overrides(self):
-        """The public names a grader cell rebound since the student's names were last installed
-        (a reference swapped in, a counting wrapper, a test's data): during a call, the student
-        process sees them too, as in one process. Modules and what cannot cross are left out."""
-        out = {}
-        for name, value in self.ns.items():
-            if name.startswith("_") or self.baseline.get(name, _MISSING) is value or isinstance(value, ModuleType):
+        """({name: value}, [name]): the public names a grader cell rebound since the student's names
+        were last installed (a reference swapped in, a counting wrapper, a test's data), which the
+        student process sees too during a call, as in one process; sent only when they change
+        (the student process keeps them until the cell ends), with the names no longer rebound.
+        Modules and what cannot cross are left out."""
+        now = {name: value for name, value in self.ns.items()
+               if not name.startswith("_") and self.baseline.get(name, _MISSING) is not value
+               and not isinstance(value, ModuleType)}
+        new = {}
+        for name, value in now.items():
+            if self.sent.get(name, _MISSING) is value:
                 continue
             if callable(value) or wire.snapshot([[value]])[0] is not None:
-                out[name] = value
-        return out
+                new[name] = value
+            else:
+                now[name] = _MISSING
+        gone = [name for name in self.sent if name not in now]
+        self.sent = {k: v for k, v in now.items() if v is not _MISSING}
+        return new, gone
 
     def mark(self):
         """The grader's names as they are now: the baseline ``overrides`` compares with."""
         self.baseline = dict(self.ns)
 
     def call(self, fn, args, kwargs):
-        overrides = self.overrides()
-        payload, blobs = wire.encode((list(args), kwargs, overrides), self._outgoing)
+        overrides, gone = self.overrides()
+        payload, blobs = wire.encode((list(args), kwargs, overrides, gone), self._outgoing)
         reply, rblobs = self._request(self._target(fn, {"op": "call", "payload": payload}), blobs)
         self._raise(reply)
         decoded = wire.decode(reply.get("value"), rblobs, self._tagged)
