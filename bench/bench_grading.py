@@ -94,17 +94,16 @@ def main():
 
         def med(key):
             return statistics.median(r.seconds.get(key, 0.0) for r in graded)
-        overhead = [r.seconds["total"] - r.seconds.get("autograde_cells", 0) - r.seconds.get("recheck_cells", 0)
-                    for r in graded]
+        overhead = [r.seconds["total"] - r.seconds.get("autograde_cells", 0) for r in graded]
         print(f"\n| grader | notebooks | wall time (s) | notebooks / min | speed-up |")
         print("|---|---:|---:|---:|---:|")
         print(f"| plain `nbgrader autograde`, sequential | {units} | {plain:.0f} | {60 * units / plain:.1f} | 1.0 |")
         print(f"| `nn-course grade --jobs {args.jobs}` | {units} | {ours:.0f} | {60 * units / ours:.1f} | "
               f"**{plain / ours:.2f}** |")
         print(f"\nPer graded notebook (median of {len(graded)}): total {med('total'):.2f} s = nbgrader "
-              f"{med('autograde'):.2f} s (cells {med('autograde_cells'):.2f} s) + re-check {med('recheck'):.2f} s "
-              f"(cells {med('recheck_cells'):.2f} s) + intake {med('intake'):.3f} s.")
-        print(f"Overhead beyond the cells' own run time (total - cells of both runs): median "
+              f"{med('autograde'):.2f} s (cells, in both processes, {med('autograde_cells'):.2f} s) + scan "
+              f"{med('scan'):.3f} s + intake {med('intake'):.3f} s.")
+        print(f"Overhead beyond the cells' own run time (total - cells): median "
               f"{statistics.median(overhead):.2f} s, mean {statistics.mean(overhead):.2f} s per notebook.")
         print(f"Feedback HTML (nbgrader generate_feedback, one process): {feedback_seconds:.0f} s for {len(graded)} "
               f"notebooks, {feedback_seconds / max(1, len(graded)):.2f} s each.")

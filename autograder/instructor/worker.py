@@ -273,7 +273,8 @@ class Worker:
                             event.get("grade_id") or f"cell {event['cell']}", event.get("message", ""))
         if not self.isolated:
             record.flag("no-isolation", "graded without the sandbox (bubblewrap missing): the student's code ran "
-                        "in a process of its own, but could read files of this machine and reach its network")
+                        "in a process of its own, but could read this machine's files (the reference solutions among them) "
+                        "and reach its network")
         self._save(job.unit, record)
         record.status = "graded"
 

@@ -23,8 +23,7 @@ class Case:
       student's assignment folder ({}: an empty folder);
     - expect: what the grader must do: "status" (graded, missing, unreadable), "flags"
       (each of these kinds among the flags), "zero" / "full" (test cells that must score 0 /
-      full marks), "fools_nbgrader" (test cells plain nbgrader would pass; shown by the demo
-      and the tests), "severity" (a flag of this severity must be there).
+      full marks), "severity" (a flag of this severity must be there).
     """
     name: str
     assignment: str
@@ -218,25 +217,22 @@ ADVERSARIAL = [
          {"flags": ["dunder"], "severity": "tampering", "zero": ["test_dense_backward"]}),
     Case("patch-checks", DENSE, "every check of the kit is replaced by a no-op; dW is transposed",
          _with(DENSE, replace={"dense_backward": PATCH_CHECKS + TRANSPOSED}),
-         {"flags": ["forbidden-name"], "severity": "tampering", "zero": ["test_dense_backward"],
-          "fools_nbgrader": ["test_dense_backward"], "full": ["test_dense_forward"]}),
+         {"flags": ["forbidden-name"], "severity": "tampering", "zero": ["test_dense_backward"], "full": ["test_dense_forward"]}),
     Case("patch-at-call", DENSE, "dense_backward disables the checks through an alias each time it is "
-         "called (the static scan cannot see it; the integrity probe of the re-check does); dW is transposed",
+         "called (the static scan cannot see it; in the student process the kit it disables is not the grader's); dW is transposed",
          _with(DENSE, replace={"dense_backward": TRANSPOSED.replace(
              "    X, W, b, Z, activation = cache\n",
              "    kit = checks\n    kit.check_layer = kit.check_dense_backward = kit.check_close = "
              "kit.check_gradients = lambda *a, **k: None\n    X, W, b, Z, activation = cache\n")}),
-         {"flags": ["integrity"], "severity": "tampering", "zero": ["test_dense_backward", "test_two_layer_loss_and_grads"],
-          "fools_nbgrader": ["test_dense_backward", "test_two_layer_loss_and_grads"],
-          "full": ["test_dense_forward", "test_mse"]}),
+         {"zero": ["test_dense_backward"],
+          "full": ["test_dense_forward", "test_mse", "test_two_layer_loss_and_grads"]}),
     Case("patch-sys-modules", DENSE, "checks patched through sys.modules; dW is transposed",
          _with(DENSE, replace={"dense_backward": 'import sys\n_kit = sys.modules["autograder.checks"]\n'
                                '_kit.check_layer = _kit.check_dense_backward = _kit.check_close = lambda *a, **k: None\n\n' + TRANSPOSED}),
          {"flags": ["forbidden-import"], "severity": "tampering", "zero": ["test_dense_backward"]}),
     Case("import-solutions", DENSE, "dense_backward is imported from solutions_lib",
          _with(DENSE, replace={"dense_backward": "from solutions_lib.layers import dense_backward\n"}),
-         {"flags": ["forbidden-import"], "severity": "tampering", "zero": ["test_dense_backward"],
-          "fools_nbgrader": ["test_dense_backward"]}),
+         {"flags": ["forbidden-import"], "severity": "tampering", "zero": ["test_dense_backward"]}),
     Case("read-source", DENSE, "dense_backward is read from the source notebook and exec'd",
          _with(DENSE, replace={"dense_backward": READ_SOURCE}),
          {"flags": ["forbidden-name"], "severity": "tampering", "zero": ["test_dense_backward"]}),

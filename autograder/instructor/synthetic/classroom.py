@@ -3,7 +3,7 @@
 - ``make_class(source_dir, release_dir, out, ...)``: a whole class, written as a folder laid
   out like nbgrader's ``submitted/``: students with the reference answers, one per catalogued
   bug (``answers.load_bugs``), blank ones, and one per adversarial case
-  (``adversaries.ADVERSARIAL``); returns who is who;
+  (``adversaries.ADVERSARIAL``, ``escapes.ESCAPES``); returns who is who;
 - ``check(roster, records, ...)``: what the grader did against what each student expects.
 """
 import json
@@ -14,6 +14,7 @@ import nbformat
 from .. import nbcells
 from .adversaries import ADVERSARIAL
 from .answers import load_bugs, with_answers
+from .escapes import ESCAPES
 
 
 # ------------------------------------------------------------------------------ a class
@@ -67,7 +68,7 @@ def make_class(source_dir, release_dir, out, correct=4, blank=3, bugs=True, adve
         roster.append({"student": f"blank{i + 1:02d}", "kind": "blank", "assignment": "",
                        "what": "the release handed back untouched", "expect": {}})
     if adversarial:
-        for case in cases or ADVERSARIAL:
+        for case in cases or ADVERSARIAL + ESCAPES:
             if case.assignment in names:
                 roster.append({"student": f"adv-{case.name}", "kind": "adversarial",
                                "assignment": case.assignment, "what": case.what, "expect": case.expect,
@@ -145,8 +146,6 @@ def _check_one(kind, expect, r, course):
     events = {e.get("kind") for e in r.events}
     problems += [f"no {k} event (the case did not test what it should)" for k in expect.get("events", [])
                  if k not in events]
-    problems += [f"plain nbgrader was expected to give {g} points here" for g in expect.get("fools_nbgrader", [])
-                 if not (g in tests and tests[g].nbgrader)]
     if expect.get("no_output") and course is not None:
         graded = course.autograded_notebook(r)
         cells = nbformat.read(graded, as_version=4).cells if graded.exists() else []

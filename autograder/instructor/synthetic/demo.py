@@ -9,7 +9,7 @@
    case (endless loops, a dead kernel, a memory bomb, tampering with numpy or the checks,
    reading the gradebook, broken files ...); the roster goes to ``course/roster.csv`` and
    into the gradebook;
-3. grades it all with ``pool.grade`` (parallel, sandboxed, re-checked);
+3. grades it all with ``pool.grade`` (parallel; student code sandboxed, tests in a process of their own);
 4. writes the grades, the feedback and the class report (``report.py``);
 5. prints the grade table and checks every student's expected outcome: each catalogued bug
    costs exactly its exercise, no adversary keeps a point it did not earn, and each is
@@ -83,19 +83,6 @@ def grade_table(course, roster, records):
     return "\n".join(lines)
 
 
-def holes(roster, records):
-    """Lines on what plain nbgrader would have given the adversaries that fool it."""
-    lines = []
-    for entry in roster:
-        for grade_id in entry["expect"].get("fools_nbgrader", []):
-            r = records.get((entry["student"], entry["assignment"]))
-            s = r.scores.get(grade_id) if r else None
-            if s is not None:
-                lines.append(f"  {entry['student']}: {grade_id}: nbgrader in the student's kernel "
-                             f"{s.nbgrader} of {s.max} points, after the re-check {s.final}")
-    return lines
-
-
 def demo(out="demo-class", jobs=None, correct=4, blank=3, limits=DEMO_LIMITS, progress=True, log=print):
     """Run the demo; returns (problems, seconds): problems is empty when every expectation is met."""
     start = time.perf_counter()
@@ -109,15 +96,13 @@ def demo(out="demo-class", jobs=None, correct=4, blank=3, limits=DEMO_LIMITS, pr
         + f" ({out / 'submissions'})")
     summary = pool.grade(out / "submissions", course_dir, jobs=jobs, limits=limits, progress=progress, log=log)
     if not summary.isolated:
-        log("NOTE: bubblewrap is missing, so kernels ran without filesystem walls "
-            "(apt-get install bubblewrap); the integrity scan and the re-check still ran.")
+        log("NOTE: bubblewrap is missing, so the student processes ran without the sandbox's walls "
+            "(no filesystem or network isolation; apt-get install bubblewrap); the tests still ran in a "
+            "process of their own, out of the students' reach.")
     index = report.report(course_dir, out / "report", log=log)
     course = Course(course_dir)
     records = {(r.student, r.assignment): r for r in ledger_records(course)}
     log("\nAutograded score per assignment (%), '-' = not submitted:\n" + grade_table(course, roster, records))
-    lines = holes(roster, records)
-    if lines:
-        log("\nWhat plain nbgrader would have given the tampered submissions:\n" + "\n".join(lines))
     problems = classroom.check(roster, records, course.assignments, course)
     seconds = time.perf_counter() - start
     log("")
