@@ -82,9 +82,10 @@ def isolation_available():
 ETC = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "passwd", "group", "nsswitch.conf",
        "fonts", "mime.types", "hosts")
 TMP_MB = 256
+UNIT_MB = 512
 
 
-def wrap(command, box, readonly=()):
+def wrap(command, box, readonly=(), private=None):
     """``command`` run inside the sandbox: an argv list for subprocess.
 
     The sandbox starts from an empty root. Bound into it, read-only: the system's programs
@@ -94,6 +95,8 @@ def wrap(command, box, readonly=()):
     of ``TMP_MB``; there is no network (``--unshare-net``) and a PID namespace of its own.
     An installed copy of ``solutions_lib`` inside a bound folder is covered by an empty one.
     File descriptors the command inherits stay open (the zygote's listening socket).
+    ``private``: a folder inside ``box`` covered by a tmpfs of ``UNIT_MB`` that only the
+    sandbox sees (what a student's code writes there fills no disk and no other folder).
     """
     box = os.path.abspath(box)
     os.makedirs(box, exist_ok=True)
@@ -116,6 +119,8 @@ def wrap(command, box, readonly=()):
         if any(_inside(hidden, b) for b in bound) and os.path.isdir(hidden):
             argv += ["--tmpfs", hidden, "--remount-ro", hidden]
     argv += ["--bind", box, box, "--chdir", box]
+    if private is not None:
+        argv += ["--size", str(UNIT_MB << 20), "--tmpfs", os.path.abspath(private)]
     return argv + ["--"] + list(command)
 
 

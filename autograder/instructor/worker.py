@@ -89,7 +89,8 @@ class Worker:
         # per unit); grader: the grader process's folders; bin: the agent, bound read-only
         self.scratch = Path(tempfile.mkdtemp(prefix=f"nn-grade-w{index}-"))
         self.box, self.grader_dir, self.bin = self.scratch / "box", self.scratch / "grader", self.scratch / "bin"
-        for sub in ("control", "runtime", "box", "grader", "bin", "data"):
+        self.kits = self.scratch / "kits"
+        for sub in ("control", "runtime", "box", "box/unit", "grader", "grader/unit", "bin", "data", "kits"):
             (self.scratch / sub).mkdir()
         _warm_data_cache(self.scratch / "data")
         for script in (ZYGOTE, split.AGENT, split.WIRE):
@@ -118,16 +119,16 @@ class Worker:
             config[name].execution_log = self.log
         box, grader = self.box, self.grader_dir
         config.SplitExecute.update(timeout=self.limits.cell_timeout, notebook_timeout=self.limits.notebook_timeout,
-                                   student_cwd=str(box / "work"), grader_cwd=str(grader / "work"),
+                                   student_cwd=str(box / "unit" / "work"), grader_cwd=str(grader / "unit" / "work"),
                                    channel=str(box / "run" / "channel"), agent=str(self.bin / "agent.py"))
         config.StudentKernelManager.update(socket_path=str(self.scratch / "control" / "student"),
-                                           runtime_dir=str(box / "run"), kernel_cwd=str(box / "work"),
-                                           kernel_env=self._kernel_env(box))
+                                           runtime_dir=str(box / "run"), kernel_cwd=str(box / "unit" / "work"),
+                                           kernel_env=self._kernel_env(box / "unit"))
         if self.isolated:                    # no network in the sandbox: the kernel's sockets are files
             config.StudentKernelManager.update(transport="ipc", ip=str(box / "run" / "kernel"))
         config.GraderKernelManager.update(socket_path=str(self.scratch / "control" / "grader"),
-                                          runtime_dir=str(grader / "run"), kernel_cwd=str(grader / "work"),
-                                          kernel_env=self._kernel_env(grader))
+                                          runtime_dir=str(grader / "run"), kernel_cwd=str(grader / "unit" / "work"),
+                                          kernel_env=self._kernel_env(grader / "unit"))
         return config
 
     # ---------------------------------------------------------------- the sandbox
@@ -148,7 +149,8 @@ class Worker:
             pass_fds = (server.fileno(),)
             command = [sys.executable, str(self.bin / "zygote.py"), "serve", "--fd", str(server.fileno())] + limits
             if self.isolated:
-                command = sandbox.wrap(command + ["--sweep"], self.box, readonly=[self.bin])
+                command = sandbox.wrap(command + ["--sweep"], self.box, readonly=[self.bin, self.kits, self.scratch / "data"],
+                                       private=self.box / "unit")
         with open(self.scratch / f"zygote-{which}.log", "w", encoding="utf-8") as log:
             proc = subprocess.Popen(command, stdout=log, stderr=log, env=env, cwd=self.scratch,
                                     start_new_session=True, pass_fds=pass_fds)
@@ -181,21 +183,28 @@ class Worker:
         return env
 
     def _fresh_unit(self, assignment):
-        """Empty box and grader folders, each with a copy of the assignment's release folder (the
-        kit, no notebook); nothing a previous student's code started or wrote is left."""
-        if self.isolated:                    # every process of the last unit, in any session or group
-            zygote.request(str(self.scratch / "control" / "student"), {"sweep": True})
-        for root in (self.box, self.grader_dir):
-            for entry in list(root.iterdir()):
-                if entry.is_dir() and not entry.is_symlink():
-                    shutil.rmtree(entry, ignore_errors=True)
-                else:
-                    entry.unlink()
-            shutil.copytree(self.course.release / assignment, root / "work",
+        """Fresh unit folders for both processes, each with a copy of the assignment's release
+        folder (the kit, no notebook) as its working folder and of the MNIST cache: nothing a
+        previous student's code started or wrote is left. In the sandbox the student's unit
+        folder is a tmpfs that only the zygote sees: it kills every process of the last unit
+        (in any session or group) and refills the folder itself."""
+        kit = self.kits / assignment
+        if not kit.exists():
+            shutil.copytree(self.course.release / assignment, kit,
                             ignore=shutil.ignore_patterns("*.ipynb", ".ipynb_checkpoints"))
-            for sub in ("home", "tmp", "mpl", "ipython", "run"):
-                (root / sub).mkdir()
-            shutil.copytree(self.scratch / "data", root / "cache")   # a fresh copy: no channel between units
+        copies = {"work": kit, "cache": self.scratch / "data", "home": None, "tmp": None, "mpl": None,
+                  "ipython": None}
+        for root in (self.box, self.grader_dir):
+            _empty(root / "run")
+        if self.isolated:
+            answer = zygote.request(str(self.scratch / "control" / "student"), {"sweep": True, "reset": {
+                "folder": str(self.box / "unit"), "copies": {k: v and str(v) for k, v in copies.items()}}})
+            if answer.get("error"):
+                raise RuntimeError(f"the student's folder could not be reset: {answer['error']}")
+            (self.box / "unit" / "work").mkdir(exist_ok=True)     # (outside: only the launcher's cwd)
+        else:
+            _refill(self.box / "unit", copies)
+        _refill(self.grader_dir / "unit", copies)
 
     # ---------------------------------------------------------------- one unit
     def grade(self, unit):
@@ -339,6 +348,22 @@ class Worker:
                 if g.name in flagged or whole:
                     g.needs_manual_grade = True
             gb.db.commit()
+
+
+def _empty(folder):
+    if folder.exists():
+        shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir()
+
+
+def _refill(folder, copies):
+    """``folder`` emptied, with {sub-folder: a copy of this folder, or None: empty}."""
+    _empty(folder)
+    for sub, source in copies.items():
+        if source:
+            shutil.copytree(source, folder / sub)
+        else:
+            (folder / sub).mkdir()
 
 
 def _warm_data_cache(folder):

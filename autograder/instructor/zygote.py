@@ -21,7 +21,9 @@ and exits with the kernel's exit code (``{"exit": code}``). The zygote forks a *
 request, and the monitor forks the kernel. When the launcher dies (jupyter_client kills it on
 shutdown), the monitor kills the kernel's process group. ``{"sweep": true}`` kills every
 other process in the zygote's PID namespace (``--sweep``, only inside the sandbox's own PID
-namespace): whatever a student's code left running does not outlive its notebook.
+namespace): whatever a student's code left running does not outlive its notebook; with
+``"reset": {"folder", "copies"}`` it also empties and refills the unit's folder, a tmpfs that
+only the sandbox sees.
 
 Each kernel gets, before any student code runs: its own process group; death with its
 monitor (PR_SET_PDEATHSIG); the zygote's own resource limits (``--limits``: address space, CPU
@@ -98,7 +100,13 @@ def serve(socket_path, preload=DEFAULT_PRELOAD, sweep=False, limits=None, fd=Non
         conn.settimeout(None)
         request["limits"] = limits or {}                 # the zygote's limits, whatever was asked
         if request.get("sweep"):
-            _send(stream, {"killed": _sweep() if sweep else 0})
+            killed = _sweep() if sweep else 0
+            try:
+                if request.get("reset"):
+                    _reset(**request["reset"])
+                _send(stream, {"killed": killed})
+            except (OSError, TypeError) as err:
+                _send(stream, {"killed": killed, "error": str(err)})
             conn.close()
             continue
         if os.fork() == 0:
@@ -116,6 +124,30 @@ def _reap():
             pass
     except ChildProcessError:
         pass
+
+
+def _reset(folder, copies):
+    """Empty ``folder`` (the unit's tmpfs, seen only inside the sandbox) and fill it anew:
+    ``copies`` is {sub-folder: source folder to copy there, or None for an empty one}."""
+    import shutil
+
+    def writable(func, path, _exc):
+        os.chmod(os.path.dirname(path), 0o700)
+        os.chmod(path, 0o700)
+        func(path)
+
+    for entry in os.listdir(folder):
+        path = os.path.join(folder, entry)
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path, onerror=writable)
+        else:
+            os.unlink(path)
+    for sub, source in copies.items():
+        target = os.path.join(folder, os.path.basename(sub))
+        if source:
+            shutil.copytree(source, target)
+        else:
+            os.mkdir(target)
 
 
 def _sweep():
