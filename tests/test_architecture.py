@@ -5,8 +5,8 @@ count too) and each import of the course's own modules must point to a lower lay
 
     kit (autograder/*.py) -> solutions_lib -> split's process ends (wire -> agent, proxy) ->
     nbcells -> records -> intake, integrity, sandbox, zygote, build -> nbexec, feedback ->
-    split.execute -> worker, pool, report -> synthetic (answers -> adversaries -> classroom -> demo), hub (deploy -> host, exchange ->
-    demo -> commands) -> cli
+    split.execute -> worker, pool, report -> synthetic (answers -> adversaries -> escapes ->
+    classroom -> demo), hub (deploy -> host, exchange -> demo -> commands) -> cli
 
 A module may import only modules of a lower layer, so there is no cycle, ``report`` (beside
 ``worker`` and ``pool``) reads the ledger without knowing how it was graded, and the kit
@@ -35,6 +35,7 @@ LAYERS = [
     [f"{I}.worker", f"{I}.pool", f"{I}.report", f"{I}.hub.deploy"],
     [f"{I}.synthetic.answers", f"{I}.hub.host", f"{I}.hub.exchange"],
     [f"{I}.synthetic.adversaries", f"{I}.hub.demo"],
+    [f"{I}.synthetic.escapes"],
     [f"{I}.synthetic.classroom"],
     [f"{I}.synthetic.demo", f"{I}.hub.commands"],
     [f"{I}.cli"],

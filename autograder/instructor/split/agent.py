@@ -177,7 +177,7 @@ def _kind(value):
         return "module"
     if callable(value):
         return "callable"
-    return "data" if wire.snapshot([[value]])[0] is not None else "object"
+    return "data" if wire.can_cross(value) else "object"
 
 
 def _signature(fn):

@@ -197,8 +197,8 @@ class SplitExecute(NbGraderPreprocessor):
         cell.outputs = [o for o in cell.get("outputs", []) if o.get("output_type") != "error"] + [_dead_output()]
 
     async def _grader_cell(self, index, cell, student, grader):
-        """Run ``cell`` in the grader process while the student process serves; returns
-        (the grader's outputs, the student's outputs meanwhile, the student's errors)."""
+        """Run ``cell`` in the grader process while the student process serves its calls; returns
+        (the grader's outputs, the student process's outputs meanwhile)."""
         serve = NotebookNode(cell_type="code", source="__nn_agent__.serve()", metadata={}, outputs=[],
                              execution_count=None)
         serving = None
@@ -239,7 +239,6 @@ class SplitExecute(NbGraderPreprocessor):
         await student.km.shutdown_kernel(now=True)
 
     async def _test_cell(self, index, cell, student, grader):
-        serve = None
         grader_cell = copy.deepcopy(cell)
         outputs, student_outputs = await self._grader_cell(index, grader_cell, student, grader)
         errors, shown = [], []
@@ -250,7 +249,6 @@ class SplitExecute(NbGraderPreprocessor):
                 shown.append(out)
         cell.outputs = shown + [_sanitized(o, errors) for o in outputs]
         cell.execution_count = grader_cell.get("execution_count")
-        del serve
 
 
 def _sanitized(output, student_errors):

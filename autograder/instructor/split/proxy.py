@@ -158,7 +158,7 @@ class Grader:
         for name, value in now.items():
             if self.sent.get(name, _MISSING) is value:
                 continue
-            if callable(value) or wire.snapshot([[value]])[0] is not None:
+            if callable(value) or wire.can_cross(value):
                 new[name] = value
             else:
                 now[name] = _MISSING

@@ -59,7 +59,7 @@ def _enc(x, blobs, other, depth):
         arr = np.asarray(x)
         if arr.dtype.kind not in NUMERIC or arr.dtype.fields is not None:
             raise WireError(f"an array of dtype {arr.dtype} cannot be passed (numeric dtypes only)")
-        blobs.append(np.ascontiguousarray(arr).tobytes())
+        blobs.append(memoryview(np.ascontiguousarray(arr).reshape(-1).view(np.uint8)))    # no copy
         tag = "nd" if isinstance(x, np.ndarray) else "np"
         return {tag: [arr.dtype.str, list(arr.shape), len(blobs) - 1]}
     if isinstance(x, tuple):
@@ -174,7 +174,9 @@ def _array(body, blobs, scalar):
     data = blobs[body[2]]
     if int(np.prod(shape, dtype=object)) * dtype.itemsize != len(data):
         raise WireError("the bytes do not fit the array's shape")
-    arr = np.frombuffer(data, dtype=dtype).reshape(shape).copy()
+    arr = np.frombuffer(data, dtype=dtype).reshape(shape)
+    if not arr.flags.writeable or isinstance(data, bytes):
+        arr = arr.copy()
     if scalar:
         if arr.shape != ():
             raise WireError("a scalar with a shape")
@@ -186,26 +188,74 @@ MUTABLE = (np.ndarray, list, dict, np.random.Generator)
 
 
 def snapshot(args):
-    """What ``changed`` compares with: the encoding of each mutable argument (None for the rest)."""
-    return [_encoded_or_none(a) if isinstance(a, MUTABLE) else None for a in args]
+    """What ``changed`` compares with: a copy of each mutable argument that can cross (else None)."""
+    return [_copy(a) if isinstance(a, MUTABLE) and _encoded_or_none(a, shallow=True) is not None else None
+            for a in args]
 
 
 def changed(args, before):
     """{index: argument} of the mutable arguments whose contents differ from ``before``."""
-    out = {}
-    for i, (arg, old) in enumerate(zip(args, before)):
-        if old is not None:
-            new = _encoded_or_none(arg)
-            if new is not None and new != old:
-                out[i] = arg
-    return out
+    return {i: arg for i, (arg, old) in enumerate(zip(args, before)) if old is not None and not _same(arg, old)}
 
 
-def _encoded_or_none(value):
+def _copy(x):
+    if isinstance(x, np.ndarray):
+        return x.copy()
+    if isinstance(x, dict):
+        return {k: _copy(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_copy(v) for v in x]
+    if isinstance(x, tuple):
+        return tuple(_copy(v) for v in x)
+    if isinstance(x, np.random.Generator):
+        return ("rng", repr(x.bit_generator.state))
+    return x
+
+
+def _same(x, old):
+    if isinstance(x, np.ndarray):
+        return (isinstance(old, np.ndarray) and x.shape == old.shape and x.dtype == old.dtype
+                and np.array_equal(x, old, equal_nan=x.dtype.kind in "fc"))
+    if isinstance(x, dict):
+        return isinstance(old, dict) and x.keys() == old.keys() and all(_same(x[k], old[k]) for k in x)
+    if isinstance(x, (list, tuple)):
+        return type(x) is type(old) and len(x) == len(old) and all(_same(a, b) for a, b in zip(x, old))
+    if isinstance(x, np.random.Generator):
+        return old == ("rng", repr(x.bit_generator.state))
     try:
+        return type(x) is type(old) and bool(x == old)
+    except Exception:                        # noqa: BLE001  (a value without a plain ==: assume it changed)
+        return False
+
+
+def can_cross(value):
+    """True when ``value`` is plain data (without copying its bytes)."""
+    return _encoded_or_none(value, shallow=True) is not None
+
+
+def _encoded_or_none(value, shallow=False):
+    """encode(value), or None when it cannot cross; ``shallow``: only whether it can (no bytes copied)."""
+    try:
+        if shallow:
+            return _can_cross(value, 0) or None
         return encode(value)
     except (WireError, RecursionError):
         return None
+
+
+def _can_cross(x, depth):
+    if depth > MAX_DEPTH:
+        raise WireError("too deep")
+    if isinstance(x, np.ndarray):
+        if x.dtype.kind not in NUMERIC or x.dtype.fields is not None:
+            raise WireError("not numeric")
+        return True
+    if isinstance(x, dict):
+        return all(_can_cross(k, depth + 1) and _can_cross(v, depth + 1) for k, v in x.items())
+    if isinstance(x, (list, tuple)):
+        return all(_can_cross(v, depth + 1) for v in x)
+    encode(x)
+    return True
 
 
 def update_in_place(mine, new):
@@ -247,26 +297,33 @@ def apply_changes(args, changes):
 def send(sock, message, blobs=()):
     """Send one frame: ``message`` (JSON-ready) and its binary parts."""
     head = json.dumps(message, allow_nan=False).encode("utf-8")
-    parts = [HEADER.pack(len(head), len(blobs)), head]
-    for blob in blobs:
-        parts += [PART.pack(len(blob)), blob]
-    if sum(len(p) for p in parts) > MAX_FRAME:
+    if len(head) + sum(len(b) for b in blobs) > MAX_FRAME:
         raise WireError(f"a message larger than {MAX_FRAME >> 20} MB")
-    sock.sendall(b"".join(parts))
+    small = [HEADER.pack(len(head), len(blobs)), head]
+    for blob in blobs:                        # large parts go out as they are, without a joined copy
+        small.append(PART.pack(len(blob)))
+        if len(blob) < 1 << 16:
+            small.append(blob)
+        else:
+            sock.sendall(b"".join(small))
+            sock.sendall(blob)
+            small = []
+    if small:
+        sock.sendall(b"".join(small))
 
 
 def receive(sock):
     """(message, [bytes]) of the next frame; EOFError when the other side has gone."""
-    size, count = HEADER.unpack(_exactly(sock, HEADER.size))
+    size, count = HEADER.unpack(bytes(_exactly(sock, HEADER.size)))
     if size > MAX_FRAME or count > 1 << 20:
         raise WireError("a frame larger than allowed")
     try:
-        message = json.loads(_exactly(sock, size).decode("utf-8"))
+        message = json.loads(bytes(_exactly(sock, size)).decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise WireError("a frame that is not JSON") from None
     blobs, total = [], size
     for _ in range(count):
-        (length,) = PART.unpack(_exactly(sock, PART.size))
+        (length,) = PART.unpack(bytes(_exactly(sock, PART.size)))
         total += length
         if total > MAX_FRAME:
             raise WireError("a frame larger than allowed")
@@ -277,14 +334,15 @@ def receive(sock):
 
 
 def _exactly(sock, n):
-    chunks, left = [], n
-    while left:
-        chunk = sock.recv(min(left, 1 << 22))
-        if not chunk:
+    """n bytes from sock, as a bytearray (an array decoded from it needs no copy)."""
+    buf = bytearray(n)
+    view, got = memoryview(buf), 0
+    while got < n:
+        count = sock.recv_into(view[got:], min(n - got, 1 << 22))
+        if not count:
             raise EOFError("the other process closed the channel")
-        chunks.append(chunk)
-        left -= len(chunk)
-    return b"".join(chunks)
+        got += count
+    return buf
 
 
 class Endpoint:
