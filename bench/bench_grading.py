@@ -8,13 +8,13 @@ gradebook and the same submissions:
 
 - **plain**: ``nbgrader autograde <assignment> --create`` for every assignment, one after the
   other, as an instructor would run it (each command pays nbgrader's imports once);
-- **ours**: ``autograder.pool.grade`` with ``--jobs`` workers: sandboxed kernels forked
-  by the zygote, the integrity scan and the re-check outside the student's kernel
-  (feedback off, as nbgrader's autograde writes none; its cost is measured separately).
+- **ours**: ``autograder.pool.grade`` with ``--jobs`` workers: each submission executed once,
+  split in two processes (the student's cells in a sandboxed kernel, the tests in a grader
+  kernel, both forked by zygotes), and the integrity scan (feedback off, as nbgrader's
+  autograde writes none; its cost is measured separately).
 
 It prints the load average, a markdown table of wall times, throughput and speed-up, and
-the per-notebook overhead of ``grade`` beyond the time the cells themselves ran (nbgrader's
-run and the re-check each execute the student's code and the tests once).
+the per-notebook overhead of ``grade`` beyond the time the cells themselves ran.
 
     .venv/bin/python bench/bench_grading.py [--correct 10] [--blank 10] [--jobs 2]
 """

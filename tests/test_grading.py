@@ -206,8 +206,8 @@ def test_a_solutions_lib_inside_a_bound_folder_is_covered(tmp_path, monkeypatch)
 
     site = tmp_path / "site-packages"
     (site / "solutions_lib").mkdir(parents=True)
-    (site / "solutions_lib" / "layers.py").write_text("SECRET = 1\\n")
-    (site / "other.py").write_text("X = 1\\n")
+    (site / "solutions_lib" / "layers.py").write_text("SECRET = 1\n")
+    (site / "other.py").write_text("X = 1\n")
     spec = importlib.machinery.ModuleSpec("solutions_lib", None, is_package=True)
     spec.submodule_search_locations = [str(site / "solutions_lib")]
     real = importlib.util.find_spec
@@ -235,7 +235,7 @@ def test_only_the_box_and_the_bound_folders_are_there(tmp_path):
     _needs_isolation()
     kit, course, box = tmp_path / "kit", tmp_path / "course", tmp_path / "box"
     kit.mkdir()
-    (kit / "module.py").write_text("X = 1\\n")
+    (kit / "module.py").write_text("X = 1\n")
     course.mkdir()
     (course / "gradebook.db").write_text("secret")
     script = (f"cat {kit}/module.py; test -e {course} && echo course-visible; "
@@ -244,7 +244,7 @@ def test_only_the_box_and_the_bound_folders_are_there(tmp_path):
                           capture_output=True, text=True, timeout=30)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "X = 1", done.stdout
-    assert (box / "out.txt").read_text() == "written\\n" and not (kit / "new").exists()
+    assert (box / "out.txt").read_text() == "written\n" and not (kit / "new").exists()
 
 
 @pytest.fixture(scope="module")
@@ -501,7 +501,8 @@ def test_report_has_grades_diagnoses_flags_and_plots(graded_class, tmp_path):
     assert len(rows) == len(roster) * len(course.assignments)
     with open(tmp_path / "report" / "exercises.csv", encoding="utf-8") as f:
         ex = [r for r in csv.DictReader(f) if r["student"] == "adv-patch-checks" and r["exercise"] == "test_dense_backward"]
-    assert ex and float(ex[0]["nbgrader"]) == 4.0 and float(ex[0]["final"]) == 0.0
+    # the patched checks are the student process's: the tests, in the grader process, still fail
+    assert ex and float(ex[0]["nbgrader"]) == 0.0 and float(ex[0]["final"]) == 0.0
 
 
 # ------------------------------------------------------------------------------ zip and kill -9

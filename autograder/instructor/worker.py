@@ -139,6 +139,10 @@ class Worker:
         limits = ["--limits", json.dumps(self.limits.kernel())]
         env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1",
                    MPLCONFIGDIR=str(self.scratch / "runtime"), IPYTHONDIR=str(self.scratch / "runtime"))
+        if which == "student":               # what the sandbox's processes hold (/proc/1/environ): nothing of ours
+            env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8",
+                   "HOME": "/tmp", "MPLCONFIGDIR": "/tmp/mpl", "IPYTHONDIR": "/tmp/ipython",
+                   "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
         pass_fds, server = (), None
         if which == "grader":
             command = [sys.executable, str(ZYGOTE), "serve", path, "--preload", ",".join(PRELOAD)] + limits

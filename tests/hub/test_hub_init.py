@@ -99,11 +99,13 @@ def test_offline_mathjax_rewrites_the_cdn_script_once():
     assert exchange.offline_mathjax(once) == once
 
 
-def test_a_hidden_folder_inside_another_is_hidden_with_it(tmp_path):
+def test_the_sandbox_names_no_course_folder(tmp_path):
+    """The sandbox starts from an empty root: a course folder (and its submissions) is not
+    hidden, it is simply never bound; only the box is, read-write."""
     (tmp_path / "course" / "submitted").mkdir(parents=True)
-    argv = sandbox.wrap(["true"], [tmp_path / "course", tmp_path / "course" / "submitted"], tmp_path / "scratch")
-    assert str(tmp_path / "course" / "submitted") not in argv
-    assert str(tmp_path / "course") in argv
+    argv = sandbox.wrap(["true"], tmp_path / "scratch" / "box")
+    assert not any(a.startswith(str(tmp_path / "course")) for a in argv)
+    assert ("--bind", str(tmp_path / "scratch" / "box")) in list(zip(argv, argv[1:]))
 
 
 def test_commands_that_need_root_say_so(tmp_path, capsys, monkeypatch):
