@@ -88,6 +88,9 @@ def raised_by(err, fallback=None):
     When a test calls ``lambda X, W, b: dense_forward(X, W, b, "relu")`` the message should
     name ``dense_forward``, not the lambda.
     """
+    where = getattr(err, "__nn_raised_in__", None)      # raised in the student's process (grading)
+    if where:
+        return where if not where.startswith("<") else fallback
     tb = err.__traceback__
     while tb is not None and tb.tb_next is not None:
         tb = tb.tb_next
