@@ -25,7 +25,7 @@ import pytest
 from autograder.instructor import (build, cli, feedback, intake, integrity, nbcells, nbexec, pool, records, report,
                                    sandbox, worker)
 from autograder.instructor.split import execute as split_execute
-from autograder.instructor.synthetic import adversaries, answers, classroom
+from autograder.instructor.synthetic import adversaries, answers, classroom, escapes
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSIGNMENTS = nbcells.assignments(ROOT)
@@ -390,7 +390,7 @@ def graded_class(scratch_course):
 
 ROSTER_NAMES = (["correct01", "blank01"] + [f"bug-{a[:2]}-{k + 1}" for a, bugs in sorted(answers.load_bugs().items())
                                             for k in range(len(bugs))]
-                + [f"adv-{c.name}" for c in adversaries.ADVERSARIAL])
+                + [f"adv-{c.name}" for c in adversaries.ADVERSARIAL + escapes.ESCAPES])
 
 
 @pytest.mark.slow
