@@ -16,7 +16,6 @@ import ast
 import json
 import os
 import socket
-import sys
 import threading
 import time
 from pathlib import Path

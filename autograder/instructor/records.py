@@ -75,17 +75,6 @@ class Course:
     def autograded_notebook(self, record):
         return self.root / "autograded" / record.student / record.assignment / record.notebook
 
-    def hidden_folders(self, extra=()):
-        """What the sandbox hides from students' code: gradebook, submissions, solutions."""
-        folders = [self.root, self.source, *extra]
-        folders += [nbcells.REPOSITORY / "source_notebooks", nbcells.REPOSITORY / "course"]
-        for start in (self.root, nbcells.REPOSITORY):
-            for parent in [start, *start.parents]:
-                if (parent / ".git").exists():
-                    folders.append(parent / ".git")
-                    break
-        return sorted({Path(f).resolve() for f in folders})
-
 
 @dataclass
 class Unit:

@@ -27,6 +27,7 @@ lines on stdin and answers one JSON line per message on its stdout (``main``); t
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -38,8 +39,6 @@ from pathlib import Path
 import nbformat
 
 from . import feedback as feedback_module
-import socket
-
 from . import integrity, intake, sandbox, zygote
 from .nbcells import grade_id
 from .nbexec import ZYGOTE, ExecutionLog, StderrIsNotFailure, error_text

@@ -9,7 +9,7 @@ socket from a ``setsid`` child, and the cache folder. With the split, each finds
 (the wrong ``dense_backward`` it falls back to keeps scoring 0), prints nothing it must not,
 and harms no one: the honest students of the same run keep their grades.
 """
-from .adversaries import DENSE, TRANSPOSED, Case, _replace, _with
+from .adversaries import DENSE, TRANSPOSED, Case, _with
 
 REFERENCE_NAMES = '("solutions_lib", "solutions_lib.layers", "_layers", "layers", "_reference")'
 
