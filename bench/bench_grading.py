@@ -108,6 +108,8 @@ def main():
         print(f"Feedback HTML (nbgrader generate_feedback, one process): {feedback_seconds:.0f} s for {len(graded)} "
               f"notebooks, {feedback_seconds / max(1, len(graded)):.2f} s each.")
         print(f"Plain nbgrader per notebook: {plain / units:.2f} s.")
+        print(f"Canary (each worker grades the {len(assignments)} reference notebooks before its first unit; "
+              f"included in the wall time): {summary.canary_seconds:.1f} s for the slowest worker.")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

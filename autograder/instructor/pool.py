@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from . import build, sandbox
+from .canary import CanaryFailed
 from .records import (DONE, Course, Flag, Record, Unit, fingerprint, ledger_records, read_ledger, withhold,
                       write_ledger)
 
@@ -92,6 +93,7 @@ class Summary:
     problems: list = field(default_factory=list)
     isolated: bool = False
     seconds: float = 0.0
+    canary_seconds: float = 0.0      # the longest worker's grading of the reference answers
     reconciled: list = field(default_factory=list)
 
 
@@ -140,8 +142,9 @@ def _current(course, unit):
 class _WorkerProcess:
     """The parent's handle on one worker: a subprocess speaking JSON lines (``worker.main``)."""
 
-    def __init__(self, index, course, limits, feedback):
-        settings = {"course": str(course.dir), "limits": asdict(limits), "index": index, "feedback": feedback}
+    def __init__(self, index, course, limits, feedback, canary=()):
+        settings = {"course": str(course.dir), "limits": asdict(limits), "index": index, "feedback": feedback,
+                    "canary": list(canary)}
         with open(course.state / f"worker{index}.log", "a", encoding="utf-8") as log:
             self.proc = subprocess.Popen([sys.executable, "-m", "autograder.instructor.worker", json.dumps(settings)],
                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True,
@@ -173,7 +176,12 @@ class _WorkerProcess:
 
 
 class Pool:
-    """``jobs`` worker processes grading a queue of units; a dead or stuck worker is replaced."""
+    """``jobs`` worker processes grading a queue of units; a dead or stuck worker is replaced.
+
+    Each worker first grades the reference answers of the queue's assignments (the canary,
+    ``canary.py``); no unit is handed out before every worker has passed it, and a worker whose
+    canary fails stops the run (``CanaryFailed``): nothing is graded.
+    """
 
     def __init__(self, course, limits, jobs, feedback=True, retries=1):
         self.course, self.limits, self.jobs = course, limits, jobs
@@ -181,19 +189,24 @@ class Pool:
         self.hard_limit = 2 * limits.notebook_timeout + 120   # a worker silent this long is stuck
 
     def _start(self, index):
-        return _WorkerProcess(index, self.course, self.limits, self.feedback)
+        return _WorkerProcess(index, self.course, self.limits, self.feedback, self.canary)
 
     def run(self, todo, summary, progress=True):
         from tqdm.auto import tqdm
 
         self.course.state.mkdir(parents=True, exist_ok=True)
         self.queue, self.attempts, self.summary = list(todo), {}, summary
+        self.canary = sorted({u.assignment for u in todo})
         self.workers = {i: self._start(i) for i in range(self.jobs)}
         self.bar = tqdm(total=len(todo), desc="grading", unit="nb", disable=not progress)
+        self.started = False             # every worker has passed its canary
+        self.deaths_at_start = 0
         try:
             while self.queue or any(w.unit for w in self.workers.values()):
+                started = self.started or all(w.ready for w in self.workers.values())
+                self.started = started
                 for w in self.workers.values():
-                    if w.ready and w.unit is None and self.queue:
+                    if started and w.ready and w.unit is None and self.queue:
                         w.send(self.queue.pop(0))
                 readable = _wait([w.proc.stdout for w in self.workers.values()], timeout=1.0)
                 for index, w in list(self.workers.items()):
@@ -212,7 +225,10 @@ class Pool:
         kind = message[0]
         if kind == "ready":
             w.ready, self.summary.isolated = True, message[1]
+            self.summary.canary_seconds = max(self.summary.canary_seconds, message[2])
             return
+        if kind == "canary-failed":
+            raise CanaryFailed(message[1])
         if kind == "broken":
             raise RuntimeError(f"a grading worker could not start:\n{message[-1]}")
         if kind == "done" and message[2] != "error":
@@ -223,6 +239,11 @@ class Pool:
         if kind == "done":                 # nbgrader could not grade it: try once more
             message = ["failed", message[1], "nbgrader failed on this submission (see its ledger record)"]
         unit, why = w.unit, message[-1]
+        if kind == "died" and not w.ready:
+            self.deaths_at_start += 1
+            if self.deaths_at_start > 2 * self.jobs:
+                raise RuntimeError(f"grading workers die before they can grade ({why}); see "
+                                   f"{self.course.state}/worker{index}.log")
         if kind == "died":
             w.kill()
             self.workers[index] = self._start(index)

@@ -38,6 +38,7 @@ from pathlib import Path
 
 import nbformat
 
+from . import canary as canary_module
 from . import feedback as feedback_module
 from . import integrity, intake, sandbox, zygote
 from .nbcells import grade_id
@@ -208,6 +209,18 @@ class Worker:
         else:
             _refill(self.box / "unit", copies)
         _refill(self.grader_dir / "unit", copies)
+
+    # ---------------------------------------------------------------- the canary
+    def canary(self, assignments):
+        """Grade the reference answers of ``assignments`` here, as a student's would be graded
+        (``canary.py``); returns the test cells that lost points ([]: this worker can grade)."""
+        misses = []
+        for assignment in assignments:
+            self.log.reset()
+            self._fresh_unit(assignment)
+            notebook = nbformat.read(self.course.source_notebook(assignment), as_version=4)
+            misses += canary_module.grade_reference(self.config, self.log, notebook, assignment)
+        return misses
 
     # ---------------------------------------------------------------- one unit
     def grade(self, unit):
@@ -384,9 +397,11 @@ def _warm_data_cache(folder):
 def main(argv):
     """A worker process: ``python -m autograder.instructor.worker SETTINGS`` (JSON).
 
-    Reads units as JSON lines on stdin; answers on its original stdout, one JSON line per
-    message: ["ready", isolated], ["done", key, status, seconds], ["failed", key, traceback]
-    or ["broken", traceback]. Everything else it prints goes to stderr.
+    First grades the reference answers of the assignments in ``settings["canary"]``; if one
+    loses a point it answers ["canary-failed", message] and stops. Then reads units as JSON
+    lines on stdin; answers on its original stdout, one JSON line per message:
+    ["ready", isolated, canary seconds], ["done", key, status, seconds], ["failed", key,
+    traceback] or ["broken", traceback]. Everything else it prints goes to stderr.
     """
     settings = json.loads(argv[0])
     channel = os.fdopen(os.dup(1), "w", encoding="utf-8", buffering=1)
@@ -401,7 +416,12 @@ def main(argv):
     try:
         worker = Worker(settings["course"], sandbox.Limits(**settings["limits"]), settings["index"],
                         settings["feedback"])
-        send("ready", worker.isolated)
+        began = time.perf_counter()
+        misses = worker.canary(settings.get("canary", []))
+        if misses:
+            send("canary-failed", canary_module.explain(misses, worker.limits))
+            return
+        send("ready", worker.isolated, time.perf_counter() - began)
         for line in sys.stdin:
             unit = Unit(**json.loads(line))
             try:
