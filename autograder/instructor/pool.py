@@ -196,7 +196,7 @@ class Pool:
 
         self.course.state.mkdir(parents=True, exist_ok=True)
         self.queue, self.attempts, self.summary = list(todo), {}, summary
-        self.canary = sorted({u.assignment for u in todo})
+        self.canary = sorted({u.assignment for u in todo if u.folder})    # nothing sent: nothing to run
         self.workers = {i: self._start(i) for i in range(self.jobs)}
         self.bar = tqdm(total=len(todo), desc="grading", unit="nb", disable=not progress)
         self.started = False             # every worker has passed its canary
