@@ -7,12 +7,22 @@ hidden regions from the test cells, shortens every traceback to its last line (t
 message, written for students), and adds the grader's notes where points were withheld.
 """
 import html
+import os
+import re
+import weakref
 from collections import defaultdict
 from pathlib import Path
 
+from nbconvert.exporters import HTMLExporter, TemplateExporter
+from nbconvert.exporters.html import WidgetsDataTypeFilter
+from nbconvert.filters.highlight import Highlight2HTML
+from nbconvert.writers import FilesWriter
 from nbformat.v4 import new_markdown_cell
+from nbgrader.converters import GenerateFeedback
 from nbgrader.preprocessors import ClearHiddenTests
+from nbgrader.utils import capture_log, temp_attrs
 from traitlets import Any
+from traitlets.config import Config
 
 from .nbcells import grade_id
 from .records import read_ledger
@@ -57,6 +67,72 @@ def _notes(record):
     return notes
 
 
+class FeedbackHTMLExporter(HTMLExporter):
+    """nbconvert's HTML exporter without its second pass where that pass changes nothing.
+
+    After rendering, nbconvert parses the whole page with BeautifulSoup to give images without
+    ``alt`` a text and JupyterLab's input and output areas a ``tabindex``, and serialises it
+    again: 60 % of a feedback page's time, for nbgrader's feedback template (classic
+    markup: no such areas) and notebooks whose images all have an ``alt`` (only nothing to
+    change). When there is something to change, nbconvert's own pass runs.
+    """
+
+    def from_notebook_node(self, nb, resources=None, **kw):
+        langinfo = nb.metadata.get("language_info", {})
+        lexer = langinfo.get("pygments_lexer", langinfo.get("name", None))
+        self.register_filter("highlight_code", self.filters.get(
+            "highlight_code", Highlight2HTML(pygments_lexer=lexer, parent=self)))
+        resources = self._init_resources(resources)
+        self.register_filter("filter_data_type", WidgetsDataTypeFilter(
+            notebook_metadata=self._nb_metadata, parent=self, resources=resources))
+        page, resources = TemplateExporter.from_notebook_node(self, nb, resources, **kw)
+        if "jp-Cell-inputWrapper" in page or "jp-OutputArea-output" in page or _IMG_WITHOUT_ALT.search(page):
+            return super().from_notebook_node(nb, resources, **kw)
+        return page, resources
+
+
+#: An <img> tag without an alt attribute (what nbconvert's second pass would change).
+_IMG_WITHOUT_ALT = re.compile(r"<img\b(?![^>]*\balt=)[^>]*>", re.IGNORECASE)
+
+
+class OneExporterFeedback(GenerateFeedback):
+    """nbgrader's ``GenerateFeedback`` keeping one HTML exporter per API (per worker).
+
+    nbgrader makes a new exporter for every call, and with it a new Jinja environment that
+    parses the feedback templates again (a quarter of a second per notebook). The exporter
+    holds nothing of a notebook between calls: its preprocessors read what they need from each
+    notebook's resources. ``start`` is nbgrader's ``BaseConverter.start`` with the exporter kept.
+    """
+    exporters = weakref.WeakKeyDictionary()      # {API: its exporter}, gone with the API
+
+    def start(self):
+        self.init_notebooks()
+        self.writer = FilesWriter(parent=self, config=self.config)
+        if self.parent not in self.exporters:
+            exporter = self.exporter_class(parent=self.parent, config=self.config)
+            for pp in self.preprocessors:
+                exporter.register_preprocessor(pp)
+            self.exporters[self.parent] = exporter
+        self.exporter = self.exporters[self.parent]
+        here = os.getcwd()
+        os.chdir(self.coursedir.root)
+        try:
+            self.convert_notebooks()
+        finally:
+            os.chdir(here)
+
+
+def _generate_feedback(api, assignment, student):
+    """``api.generate_feedback(assignment, student)`` as nbgrader's API does it, the exporter kept."""
+    config = Config()
+    config.HTMLExporter.template_name = "feedback"
+    with temp_attrs(api.coursedir, assignment_id=assignment, student_id=student):
+        app = OneExporterFeedback(coursedir=api.coursedir, parent=api)
+        app.update_config(config)
+        app.force = True
+        return capture_log(app)
+
+
 def feedback_api(course):
     """nbgrader's API for ``course``, with feedback that hides the hidden tests."""
     from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
@@ -66,6 +142,7 @@ def feedback_api(course):
 
     config = course.fresh_config()
     config.GenerateFeedback.preprocessors = [GetGrades, HideHiddenTests, CSSHTMLHeaderPreprocessor]
+    config.GenerateFeedback.exporter_class = FeedbackHTMLExporter
     config.HideHiddenTests.course = course
     return NbGraderAPI(CourseDirectory(config=config), config=config)
 
@@ -86,7 +163,7 @@ def write_feedback(course, records, force=False, api=None, log=print):
     for record in records:
         if record.status != "graded" or (not force and feedback_path(course, record).exists()):
             continue
-        result = api.generate_feedback(record.assignment, record.student)
+        result = _generate_feedback(api, record.assignment, record.student)
         if result.get("success"):
             written += 1
         else:

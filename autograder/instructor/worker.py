@@ -107,14 +107,13 @@ class Worker:
 
     def _config(self):
         from nbconvert.preprocessors import ClearMetadataPreprocessor
-        from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, IgnorePattern,
-                                            LimitOutput, SaveAutoGrades)
+        from nbgrader.preprocessors import AssignLatePenalties, IgnorePattern, LimitOutput, SaveAutoGrades
 
         config = self.course.config
         config.CourseDirectory.submitted_directory = os.path.relpath(self.course.intake, self.course.root)
         config.Autograde.autograde_preprocessors = [
             split.SplitExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput, StderrIsNotFailure,
-            SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
+            SaveAutoGrades, AssignLatePenalties]        # (the metadata was checked once, before: sanitize)
         for name in ("SplitExecute", "StderrIsNotFailure"):
             config[name].execution_log = self.log
         box, grader = self.box, self.grader_dir
