@@ -258,7 +258,7 @@ def put_in_gradebook(course, record):
     """
     from datetime import datetime
 
-    from nbgrader.api import Gradebook, MissingEntry
+    from nbgrader.api import Gradebook
 
     if not record.notebook:
         return 0
@@ -271,12 +271,7 @@ def put_in_gradebook(course, record):
         when = {}
         if lateness.get("timestamp"):
             when["timestamp"] = datetime.fromisoformat(str(lateness["timestamp"]))
-        try:
-            gb.find_submission(record.assignment, record.student)
-            if when:
-                gb.update_or_create_submission(record.assignment, record.student, **when)
-        except MissingEntry:
-            gb.add_submission(record.assignment, record.student, **when)
+        gb.update_or_create_submission(record.assignment, record.student, **when)
         notebook = gb.find_submission_notebook(Path(record.notebook).stem, record.assignment, record.student)
         if record.status != "error":
             for g in notebook.grades:
