@@ -23,7 +23,6 @@ import pytest
 from autograder.instructor import build, cli, dask_pool, nbcells, pool, records, sandbox
 from autograder.instructor.synthetic import adversaries, answers, classroom
 
-pytestmark = [pytest.mark.slow, pytest.mark.distributed]
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSIGNMENTS = ["02_xor", "05_cosine_denoising"]
@@ -210,6 +209,8 @@ def own_cluster(tmp_path, request):
 
 
 # ------------------------------------------------------------------------------ the tests
+@pytest.mark.slow
+@pytest.mark.distributed
 def test_dask_grades_like_the_local_pool_also_a_hang_and_a_dead_kernel(built, klass, local_run, cluster, tmp_path):
     local, local_summary = local_run
     course_dir = _copy_of(built, tmp_path / "dask")
@@ -246,6 +247,8 @@ def _all_full(course, subs):
     assert tests and all(v == (maxima[k], False) for k, v in tests), tests
 
 
+@pytest.mark.slow
+@pytest.mark.distributed
 def test_a_dask_worker_killed_mid_run_loses_and_duplicates_nothing(built, honest, own_cluster, tmp_path):
     cluster = own_cluster
     course_dir = _copy_of(built, tmp_path / "c")
@@ -276,6 +279,8 @@ def test_a_dask_worker_killed_mid_run_loses_and_duplicates_nothing(built, honest
     _all_full(course, honest)
 
 
+@pytest.mark.slow
+@pytest.mark.distributed
 def test_a_killed_coordinator_rerun_grades_only_what_is_missing(built, honest, cluster, tmp_path):
     course_dir = _copy_of(built, tmp_path / "c")
     course = records.Course(course_dir)
@@ -296,6 +301,8 @@ def test_a_killed_coordinator_rerun_grades_only_what_is_missing(built, honest, c
     _all_full(course, honest)
 
 
+@pytest.mark.slow
+@pytest.mark.distributed
 def test_two_shards_merged_equal_one_run(built, klass, local_run, tmp_path, capsys):
     local, _ = local_run
     shards = [_copy_of(built, tmp_path / f"shard{k}") for k in (1, 2)]
