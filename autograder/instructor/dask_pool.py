@@ -108,6 +108,7 @@ def dask_backend(address):
     """A ``backend`` for ``pool.grade``: the units graded on the Dask scheduler at ``address``."""
     def make(course, limits, jobs, feedback=True, retries=1):
         return DaskPool(address, course, limits, jobs, feedback, retries)
+    make.label = f"on the Dask cluster of {address}"
     return make
 
 

@@ -136,7 +136,7 @@ def grade(submissions, course_dir, jobs=None, limits=None, force=False, progress
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(todo) or 1))
     log(f"{len(units)} submissions ({len(units) // max(1, len(course.assignments))} students x "
         f"{len(course.assignments)} assignments): {len(todo)} to grade, {summary.skipped} already graded; "
-        f"{jobs} worker{'s' if jobs > 1 else ''}")
+        + (getattr(backend, "label", "") or f"{jobs} worker{'s' if jobs > 1 else ''}"))
     if todo:
         (backend or Pool)(course, limits, jobs, feedback, retries).run(todo, summary, progress)
     summary.reconciled = reconcile(course)

@@ -256,9 +256,11 @@ def put_in_gradebook(course, record):
       is written)
     Returns the number of grades written.
     """
+    import warnings
     from datetime import datetime
 
     from nbgrader.api import Gradebook
+    from sqlalchemy.exc import SAWarning
 
     if not record.notebook:
         return 0
@@ -271,7 +273,9 @@ def put_in_gradebook(course, record):
         when = {}
         if lateness.get("timestamp"):
             when["timestamp"] = datetime.fromisoformat(str(lateness["timestamp"]))
-        gb.update_or_create_submission(record.assignment, record.student, **when)
+        with warnings.catch_warnings():      # nbgrader's add_submission makes SQLAlchemy note its autoflush
+            warnings.simplefilter("ignore", SAWarning)
+            gb.update_or_create_submission(record.assignment, record.student, **when)
         notebook = gb.find_submission_notebook(Path(record.notebook).stem, record.assignment, record.student)
         if record.status != "error":
             for g in notebook.grades:
