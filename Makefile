@@ -9,7 +9,7 @@ PY     := $(VENV)/bin/python
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[test,hub]"
+	$(PY) -m pip install --quiet -e ".[test,hub,dask]"
 	touch $@
 
 install: $(VENV)/.installed
@@ -49,7 +49,7 @@ report: install
 	$(VENV)/bin/nn-course report
 
 $(VENV)/.bench-installed: $(VENV)/.installed
-	$(PY) -m pip install --quiet -e ".[test,bench]"
+	$(PY) -m pip install --quiet -e ".[test,hub,dask,bench]"
 	touch $@
 
 bench: $(VENV)/.bench-installed

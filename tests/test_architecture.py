@@ -5,7 +5,7 @@ count too) and each import of the course's own modules must point to a lower lay
 
     kit (autograder/*.py) -> solutions_lib -> split's process ends (wire -> agent, proxy) ->
     nbcells -> records -> intake, integrity, sandbox, zygote, build -> nbexec, feedback ->
-    split.execute -> canary -> worker, pool, report -> synthetic (answers -> adversaries -> escapes ->
+    split.execute -> canary -> worker, pool, report -> dask_pool, synthetic (answers -> adversaries -> escapes ->
     classroom -> demo), hub (deploy -> host, exchange -> demo -> commands) -> cli
 
 A module may import only modules of a lower layer, so there is no cycle, ``report`` (beside
@@ -34,7 +34,7 @@ LAYERS = [
     [f"{I}.split.execute"],
     [f"{I}.canary"],
     [f"{I}.worker", f"{I}.pool", f"{I}.report", f"{I}.hub.deploy"],
-    [f"{I}.synthetic.answers", f"{I}.hub.host", f"{I}.hub.exchange"],
+    [f"{I}.synthetic.answers", f"{I}.hub.host", f"{I}.hub.exchange", f"{I}.dask_pool"],
     [f"{I}.synthetic.adversaries", f"{I}.hub.demo"],
     [f"{I}.synthetic.escapes"],
     [f"{I}.synthetic.classroom"],

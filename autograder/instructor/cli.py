@@ -5,7 +5,10 @@ Commands:
   build --check    rebuild in a scratch folder; fail if release/ differs or leaks anything
   grade SUBMISSIONS
                    autograde a folder laid out like nbgrader's submitted/ (or an LMS zip) into
-                   the gradebook: in parallel, sandboxed, re-checked, resumable
+                   the gradebook: in parallel, sandboxed, re-checked, resumable;
+                   --scheduler tcp://HOST:PORT grades on a Dask cluster, --shard K/N one share
+  merge LEDGER_OR_COURSE_DIRS...
+                   put the ledgers of several shards (grade --shard K/N) into one gradebook
   report           grades CSV, feedback HTML and the class report with plots
   demo             build, synthesise a class (correct, buggy, blank, adversarial), grade it,
                    report, and check every expected outcome
@@ -37,6 +40,17 @@ def _course(args):
     return find_root() / "course"
 
 
+def _shard(text):
+    """``K/N`` of ``--shard`` as (k, n)."""
+    try:
+        k, n = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give K/N, e.g. 1/4 (the first of four shares)") from None
+    if not 1 <= k <= n:
+        raise argparse.ArgumentTypeError(f"{text!r}: K/N needs 1 <= K <= N, e.g. 1/4 ... 4/4")
+    return k, n
+
+
 def parser():
     """The command line: one subparser per command."""
     parser = argparse.ArgumentParser(prog="nn-course", description=__doc__.splitlines()[0],
@@ -61,6 +75,15 @@ def parser():
     g.add_argument("--no-feedback", action="store_true",
                    help="do not write feedback while grading (nn-course report writes it)")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
+    g.add_argument("--scheduler", help="grade on the Dask cluster of this scheduler (tcp://HOST:PORT; "
+                                       "docs/distributed.md)")
+    g.add_argument("--shard", type=_shard, metavar="K/N",
+                   help="grade only the K-th of N stable shares of the units (then nn-course merge)")
+
+    m = sub.add_parser("merge", help="put the ledgers of several shards into one gradebook")
+    m.add_argument("sources", nargs="+", metavar="LEDGER_OR_COURSE_DIR",
+                   help="each shard's --course folder (or its grading/ledger folder)")
+    m.add_argument("--course", help="the nbgrader course folder merged into (default: course/ of this repository)")
 
     r = sub.add_parser("report", help="grades CSV, feedback and the class report")
     r.add_argument("--course", help="the nbgrader course folder (default: course/ of this repository)")
@@ -89,13 +112,23 @@ def main(argv=None):
         elif args.command == "grade":
             from . import pool
 
+            backend = None
+            if args.scheduler:
+                from . import dask_pool
+
+                backend = dask_pool.dask_backend(args.scheduler)
             summary = pool.grade(args.submissions, _course(args), jobs=args.jobs, limits=_limits(args),
-                                 force=args.force, progress=not args.no_progress, feedback=not args.no_feedback)
+                                 force=args.force, progress=not args.no_progress, feedback=not args.no_feedback,
+                                 backend=backend, shard=args.shard)
             print(f"graded {summary.graded}, already graded {summary.skipped}, failed {len(summary.failed)} "
                   f"in {summary.seconds:.0f} s; ledger: {Path(_course(args)) / 'grading' / 'ledger'}")
             for problem in summary.problems:
                 print(f"  skipped: {problem}")
             return 1 if summary.failed else 0
+        elif args.command == "merge":
+            from . import pool
+
+            pool.merge(_course(args), args.sources)
         elif args.command == "report":
             from . import report
 

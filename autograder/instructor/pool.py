@@ -2,6 +2,8 @@
 
     nn-course grade SUBMISSIONS [--jobs N] [--cell-timeout S] [--notebook-timeout S]
                                 [--memory-mb M] [--force] [--course DIR]
+                                [--scheduler tcp://HOST:PORT] [--shard K/N]
+    nn-course merge LEDGER_OR_COURSE_DIRS... [--course DIR]
 
 SUBMISSIONS is a folder laid out like nbgrader's ``submitted/``
 (``<student>/<assignment>/<notebook>.ipynb``) or a zip of notebooks as a learning platform
@@ -12,7 +14,15 @@ fingerprint), and hands the rest to a pool of worker processes (``worker.py``; o
 each grading one unit at a time. A unit whose worker hangs or dies is killed, retried once,
 and otherwise recorded as an error; the batch always finishes. At the end the gradebook is
 reconciled with the ledger (``reconcile``): a grade that differs is put back and reported.
+
+Two backends grade the units, behind one small interface (``Backend.run(todo, summary,
+progress)``): ``Pool`` here (local worker processes) and ``dask_pool.DaskPool`` (the same
+worker process on each machine of a Dask cluster, which sends back the record and the files;
+``store_result`` writes them here). ``--shard K/N`` grades a stable share of the units
+(``shard_of``) into its own ledger, and ``merge`` puts the ledgers of several shards into one
+course: the gradebook rows come from the records (``records.put_in_gradebook``) in both cases.
 """
+import hashlib
 import json
 import os
 import selectors
@@ -25,9 +35,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from . import build, sandbox
+from . import feedback as feedback_module
 from .canary import CanaryFailed
-from .records import (DONE, Course, Flag, Record, Unit, fingerprint, ledger_records, read_ledger, withhold,
-                      write_ledger)
+from .records import (DONE, Course, Flag, Record, Unit, fingerprint, ledger_records, put_in_gradebook, read_ledger,
+                      withhold, write_ledger)
 
 
 # ------------------------------------------------------------------------------ the units
@@ -98,12 +109,15 @@ class Summary:
 
 
 def grade(submissions, course_dir, jobs=None, limits=None, force=False, progress=True, log=print,
-          retries=1, feedback=True):
+          retries=1, feedback=True, backend=None, shard=None):
     """Grade every unit of ``submissions`` (a folder or a zip) into the course's gradebook.
 
     jobs: worker processes (default: one per core); limits: a ``sandbox.Limits``; force:
     grade again what the ledger says is done; feedback: write each unit's feedback HTML as it
-    is graded (else ``nn-course report`` writes it). Returns a ``Summary``.
+    is graded (else ``nn-course report`` writes it); backend: what grades the units, a callable
+    ``(course, limits, jobs, feedback, retries) -> Backend`` (default ``Pool``, local
+    processes; ``dask_pool.dask_backend(address)`` for a Dask cluster); shard: ``(k, n)``,
+    grade only the k-th of n shares of the units (1 <= k <= n, ``shard_of``). Returns a ``Summary``.
     """
     start = time.perf_counter()
     course = Course(course_dir)
@@ -112,6 +126,11 @@ def grade(submissions, course_dir, jobs=None, limits=None, force=False, progress
     if submissions.suffix.lower() == ".zip":
         submissions = collect_zip(submissions, course)
     units, problems = discover(submissions, course)
+    if shard is not None:
+        k, n = shard
+        if not (isinstance(k, int) and isinstance(n, int) and 1 <= k <= n):
+            raise ValueError(f"--shard {k}/{n}: give K/N with 1 <= K <= N, e.g. --shard 1/4 ... --shard 4/4")
+        units = [u for u in units if shard_of(u.key, n) == k - 1]
     for assignment in course.assignments:          # the kit nbgrader copies into every submission
         build.add_kit(course.source / assignment)
     todo = [u for u in units if force or not _current(course, u)]
@@ -119,9 +138,9 @@ def grade(submissions, course_dir, jobs=None, limits=None, force=False, progress
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(todo) or 1))
     log(f"{len(units)} submissions ({len(units) // max(1, len(course.assignments))} students x "
         f"{len(course.assignments)} assignments): {len(todo)} to grade, {summary.skipped} already graded; "
-        f"{jobs} worker{'s' if jobs > 1 else ''}")
+        + (getattr(backend, "label", "") or f"{jobs} worker{'s' if jobs > 1 else ''}"))
     if todo:
-        Pool(course, limits, jobs, feedback, retries).run(todo, summary, progress)
+        (backend or Pool)(course, limits, jobs, feedback, retries).run(todo, summary, progress)
     summary.reconciled = reconcile(course)
     summary.seconds = time.perf_counter() - start
     if summary.reconciled:
@@ -138,7 +157,42 @@ def _current(course, unit):
     return old is not None and old.status in DONE and old.fingerprint == fingerprint(unit, course)
 
 
+def shard_of(key, n):
+    """The shard (0 .. n-1) of a unit key ("<assignment>/<student>"): the same on every machine
+    and in every run (sha256 of the key, not Python's salted ``hash``)."""
+    return int(hashlib.sha256(key.encode("utf-8")).hexdigest()[:12], 16) % n
+
+
 # ------------------------------------------------------------------------------ the pool
+class Backend:
+    """What grades a list of units: ``run(todo, summary, progress)`` grades every unit of
+    ``todo`` (``Unit``), counts into ``summary`` (a ``Summary``: graded, failed, isolated) and
+    leaves each unit's ledger record in the course. ``Pool`` (local processes) and
+    ``dask_pool.DaskPool`` (a Dask cluster) are the two; they share the retry rule below."""
+
+    def __init__(self, course, limits, jobs, feedback=True, retries=1):
+        self.course, self.limits, self.jobs = course, limits, jobs
+        self.feedback, self.retries = feedback, retries
+        self.hard_limit = 2 * limits.notebook_timeout + 120   # a worker silent this long is stuck
+        self.attempts, self.queue, self.summary, self.bar = {}, [], None, None
+
+    def run(self, todo, summary, progress=True):
+        raise NotImplementedError("a backend grades the units: Pool or dask_pool.DaskPool")
+
+    def _retry_or_fail(self, unit, why):
+        """A unit failed (its worker died or hung, or nbgrader failed): back into the queue once
+        (``retries``), else an error record and its scores withheld."""
+        self.attempts[unit.key] = self.attempts.get(unit.key, 0) + 1
+        if self.attempts[unit.key] <= self.retries:
+            self.queue.insert(0, unit)
+            return
+        self.summary.failed.append((unit.key, why))
+        old = read_ledger(self.course, unit.assignment, unit.student)
+        if not (old and old.status == "error" and old.fingerprint == fingerprint(unit, self.course)):
+            _record_failure(self.course, unit, why)   # keep nbgrader's own error if it wrote one
+        self.bar.update(1)
+
+
 class _WorkerProcess:
     """The parent's handle on one worker: a subprocess speaking JSON lines (``worker.main``)."""
 
@@ -175,18 +229,13 @@ class _WorkerProcess:
             self.kill()
 
 
-class Pool:
+class Pool(Backend):
     """``jobs`` worker processes grading a queue of units; a dead or stuck worker is replaced.
 
     Each worker first grades the reference answers of the queue's assignments (the canary,
     ``canary.py``); no unit is handed out before every worker has passed it, and a worker whose
     canary fails stops the run (``CanaryFailed``): nothing is graded.
     """
-
-    def __init__(self, course, limits, jobs, feedback=True, retries=1):
-        self.course, self.limits, self.jobs = course, limits, jobs
-        self.feedback, self.retries = feedback, retries
-        self.hard_limit = 2 * limits.notebook_timeout + 120   # a worker silent this long is stuck
 
     def _start(self, index):
         return _WorkerProcess(index, self.course, self.limits, self.feedback, self.canary)
@@ -252,17 +301,6 @@ class Pool:
         if unit is not None:
             self._retry_or_fail(unit, why)
 
-    def _retry_or_fail(self, unit, why):
-        self.attempts[unit.key] = self.attempts.get(unit.key, 0) + 1
-        if self.attempts[unit.key] <= self.retries:
-            self.queue.insert(0, unit)
-            return
-        self.summary.failed.append((unit.key, why))
-        old = read_ledger(self.course, unit.assignment, unit.student)
-        if not (old and old.status == "error" and old.fingerprint == fingerprint(unit, self.course)):
-            _record_failure(self.course, unit, why)   # keep nbgrader's own error if it wrote one
-        self.bar.update(1)
-
 
 def _wait(streams, timeout):
     """The streams of ``streams`` that have something to read within ``timeout`` seconds."""
@@ -281,6 +319,95 @@ def _record_failure(course, unit, why):
                              + (f" ({withheld} autograded scores withheld: 0, marked for a manual grade)"
                                 if withheld else ""), severity="review"))
     write_ledger(course, record)
+
+
+# ------------------------------------------------------------------------------ records graded elsewhere
+def store_result(course, result):
+    """Write a unit graded elsewhere into this course: its autograded notebook and feedback HTML
+    (when there are any), its gradebook rows (``records.put_in_gradebook``), and its ledger
+    record, last (as a worker writes it last: a unit without its record is graded again).
+
+    Inputs:
+    - course: the ``Course`` that owns the gradebook and the ledger
+    - result: {"record": Record.as_dict(), "autograded": notebook text or None,
+               "feedback": HTML text or None}
+    Returns the ``Record``.
+    """
+    record = Record.from_dict(result["record"])
+    for path, text in ((course.autograded_notebook(record) if record.notebook else None, result.get("autograded")),
+                       (feedback_module.feedback_path(course, record) if record.notebook else None,
+                        result.get("feedback"))):
+        if path is not None and text is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+            tmp.write_text(text, encoding="utf-8")
+            os.replace(tmp, path)
+    put_in_gradebook(course, record)
+    write_ledger(course, record)
+    return record
+
+
+def _read_text(path):
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except OSError:
+        return None
+
+
+def result_of(course, record):
+    """What ``store_result`` takes, read from the course where ``record`` was graded."""
+    return {"record": record.as_dict(),
+            "autograded": _read_text(course.autograded_notebook(record)) if record.notebook else None,
+            "feedback": _read_text(feedback_module.feedback_path(course, record)) if record.notebook else None}
+
+
+def _shard_course(path):
+    """(the Course or None, its ledger folder) of what ``merge`` was given: a course folder (with
+    nbgrader_config.py) or a ledger folder (<assignment>/<student>.json)."""
+    path = Path(path)
+    if (path / "nbgrader_config.py").is_file():
+        course = Course(path)
+        return course, course.ledger
+    if path.is_dir() and any(path.glob("*/*.json")):
+        return None, path
+    raise FileNotFoundError(f"{path} is neither a course folder (with nbgrader_config.py) nor a ledger folder "
+                            "(<assignment>/<student>.json, as in <course>/grading/ledger): give the --course "
+                            "folder of each shard, or its grading/ledger")
+
+
+def merge(course_dir, sources, log=print):
+    """Put the ledgers of several shards (``grade --shard K/N``) into one course.
+
+    Each source is a shard's course folder (its ledger, autograded notebooks and feedback are
+    taken) or a ledger folder (the records only; ``nn-course report`` writes missing feedback).
+    A unit found in several sources keeps a finished record (status in DONE) over an error, and
+    otherwise the later source's. The gradebook rows are made from the records
+    (``records.put_in_gradebook``), then the gradebook is reconciled with the ledger.
+    Returns the number of records merged.
+    """
+    course = Course(course_dir)
+    chosen = {}
+    for source in sources:
+        shard, ledger = _shard_course(source)
+        if shard is not None and shard.dir == course.dir:
+            raise ValueError(f"{source} is the course merged into (--course): give the shards' own folders")
+        for path in sorted(Path(ledger).glob("*/*.json")):
+            try:
+                record = Record.from_dict(json.loads(path.read_text(encoding="utf-8")))
+            except (ValueError, TypeError, AttributeError):
+                log(f"merge: {path} is not a ledger record (skipped)")
+                continue
+            if record.assignment not in course.assignments:
+                raise ValueError(f"{path}: {record.assignment} is not an assignment of {course.dir}")
+            old = chosen.get(record.key)
+            if old is None or not (old[0].status in DONE and record.status not in DONE):
+                chosen[record.key] = (record, shard)
+    for record, shard in chosen.values():
+        store_result(course, result_of(shard, record) if shard is not None else {"record": record.as_dict()})
+    fixed = reconcile(course)
+    log(f"merged {len(chosen)} records from {len(sources)} ledgers into {course.ledger}"
+        + (f"; {len(fixed)} gradebook grades put back" if fixed else ""))
+    return len(chosen)
 
 
 # ------------------------------------------------------------------------------ reconciliation

@@ -237,3 +237,59 @@ def withhold(course, assignment, student):
                     withheld += 1
         gb.db.commit()
     return withheld
+
+
+def put_in_gradebook(course, record):
+    """Write what ``record`` decided into the course's gradebook, as a worker would have.
+
+    For a record graded elsewhere (a Dask worker, a shard of the class): the student and the
+    submission are created if missing; each graded cell gets ``auto_score`` = its
+    ``Score.final``; ``needs_manual_grade`` is set as nbgrader's ``SaveAutoGrades`` and
+    ``Worker._save`` set it (a manual score or no automatic one; a flagged cell; every test cell
+    of a tampered submission). A record with status ``error`` has its scores withheld
+    (``withhold``). When the record carries ``lateness`` with a ``"penalty"`` (points off the
+    notebook), it becomes nbgrader's ``late_submission_penalty``.
+
+    Inputs:
+    - course: a ``Course``
+    - record: a ``Record`` with a ``notebook`` (records of units never started have none: nothing
+      is written)
+    Returns the number of grades written.
+    """
+    import warnings
+    from datetime import datetime
+
+    from nbgrader.api import Gradebook
+    from sqlalchemy.exc import SAWarning
+
+    if not record.notebook:
+        return 0
+    lateness = getattr(record, "lateness", None) or {}
+    flagged = {f.cell for f in record.actionable_flags}
+    whole = any(f.severity == "tampering" for f in record.flags)
+    written = 0
+    with Gradebook(course.db_url, course.course_id) as gb:
+        gb.update_or_create_student(record.student)
+        when = {}
+        if lateness.get("timestamp"):
+            when["timestamp"] = datetime.fromisoformat(str(lateness["timestamp"]))
+        with warnings.catch_warnings():      # nbgrader's add_submission makes SQLAlchemy note its autoflush
+            warnings.simplefilter("ignore", SAWarning)
+            gb.update_or_create_submission(record.assignment, record.student, **when)
+        notebook = gb.find_submission_notebook(Path(record.notebook).stem, record.assignment, record.student)
+        if record.status != "error":
+            for g in notebook.grades:
+                entry = record.scores.get(g.name)
+                if entry is None:
+                    continue
+                g.auto_score = entry.final
+                g.needs_manual_grade = bool(
+                    g.manual_score is not None or entry.final is None
+                    or (entry.kind == "test" and record.status == "graded" and (g.name in flagged or whole)))
+                written += 1
+        if lateness.get("penalty") is not None:
+            notebook.late_submission_penalty = float(lateness["penalty"])
+        gb.db.commit()
+    if record.status == "error":
+        written = withhold(course, record.assignment, record.student)
+    return written
