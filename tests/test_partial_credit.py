@@ -119,7 +119,7 @@ def test_a_function_that_returns_the_points_gets_nothing(graded):
     tests = _tests(record)
     assert tests["test_dense_backward"].final == 0.0
     text = "".join(o.get("text", "") for o in _cell(nb, "test_dense_backward").outputs)
-    assert text.startswith("0 of 4 points:"), text
+    assert "\n0 of 4 points:\n" in text, text        # after the student's own prints
     assert all(s.final == s.max for gid, s in _tests(record).items() if gid != "test_dense_backward")
 
 
@@ -130,11 +130,11 @@ def test_a_tally_bound_to_a_number_gains_nothing(graded):
 
 
 @pytest.mark.xfail(strict=True, reason=(
-    "split/execute.py: after an answer cell, proxy.install fetches the student's plain-data names "
-    "(`score = 4.0`) with a get request while the student process is not serving; the request "
-    "hangs until the grader's code is interrupted, install stops, and the functions bound after "
-    "that name (dense_backward) are never installed: NameError in the test cell. Not a way to "
-    "gain points, but an honest answer cell with a constant above its function loses them."))
+    "found here, not fixed (split/execute.py is not this change's): an answer cell that binds a "
+    "plain-data name (`score = 4.0`) before its function loses the function at grading, NameError "
+    "in the test cell. Likely cause: proxy.install fetches plain data with a get request while the "
+    "student process is not serving (install runs between cells), so install stops at that name. "
+    "Not a way to gain points, but an honest answer with a constant above its function loses them."))
 def test_a_plain_data_name_in_an_answer_cell_keeps_its_function(graded):
     record, _ = graded["data-name"]
     assert _tests(record)["test_dense_backward"].final == 3.0
