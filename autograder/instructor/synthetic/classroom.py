@@ -144,6 +144,8 @@ def _check_one(kind, expect, r, course):
                  if g in tests and tests[g].final]
     problems += [f"{g} should keep its points, got {tests.get(g)}" for g in expect.get("full", [])
                  if g not in tests or not tests[g].full]
+    problems += [f"{g} kept {tests[g].final} points, more than the {most} it may (its honest twin's)"
+                 for g, most in expect.get("at_most", {}).items() if g in tests and (tests[g].final or 0) > most]
     problems += [f"{g} scored {tests[g].final if g in tests else None}, expected exactly {want} (partial credit)"
                  for g, want in expect.get("score", {}).items() if g not in tests or tests[g].final != want]
     events = {e.get("kind") for e in r.events}
