@@ -34,6 +34,7 @@ import contextlib
 import inspect
 import math
 import re
+import sys
 import warnings
 
 import numpy as np
@@ -1048,24 +1049,28 @@ class Tally:
 
         When the shares add up to less than the cell's points (the release: its hidden parts
         are graded later) and every part passed, it returns None, so that nbgrader's validate
-        does not count the cell as failed.
+        does not count the cell as failed. If a part failed there, the list goes to stderr, the
+        one output of a partly passing cell that ``nbgrader validate`` shows the student. (At
+        grading the shares are complete and the list goes to stdout.)
         """
         total = round(sum(r[1] for r in self.results), 9)
         if total > self.points + 1e-9:
             raise ValueError(f"the shares of this test cell add up to {total:g}, more than its "
                              f"{self.points:g} points")
         earned = self.earned()
+        incomplete = total < self.points - 1e-9
+        out = sys.stderr if incomplete and earned < total else sys.stdout
         print(f"{earned:g} of {total:g} points" + (
             "" if total >= self.points - 1e-9 else
-            f" (hidden tests worth {self.points - total:g} more are run at grading)") + ":")
+            f" (hidden tests worth {self.points - total:g} more are run at grading)") + ":", file=out)
         previous = None
         for name, share, status, message in self.results:
             line = f"  {status} {name} ({share:g})"
             if message:
                 line += ": " + ("the same" if message == previous else message.replace("\n", "\n      "))
             previous = message
-            print(line)
-        if total < self.points - 1e-9 and earned == total:
+            print(line, file=out)
+        if incomplete and earned == total:
             return None
         return float(earned)
 

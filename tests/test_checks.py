@@ -399,6 +399,8 @@ def test_the_release_with_hidden_parts_stripped_passes_validation_only_when_ever
     with tally.part("visible", 1):
         assert False, "no"
     assert tally.score() == 0.0
+    err = capsys.readouterr().err           # the one output `nbgrader validate` shows of such a cell
+    assert err.startswith("0 of 1 points (hidden tests worth 1 more") and "✗ visible (1): no" in err
 
 
 def test_every_test_cell_is_a_tally_whose_shares_are_its_points():
