@@ -12,8 +12,8 @@
 3. grades it all with ``pool.grade`` (parallel; student code sandboxed, tests in a process of their own);
 4. writes the grades, the feedback and the class report (``report.py``);
 5. prints the grade table and checks every student's expected outcome: each catalogued bug
-   costs points in its exercise only, exactly its catalogued score (bugs.json), no adversary keeps a point it did not earn, and each is
-   flagged as it should be.
+   costs points in its exercise only, leaving exactly its catalogued score (bugs.json), no
+   adversary keeps a point it did not earn, and each is flagged as it should be.
 
 The repository's own ``course/`` and ``release/`` are not touched.
 """
