@@ -375,3 +375,22 @@ def test_correct_variants_pass_over_50_seeds():
             except AssertionError as err:
                 failures.append(f"{variant}, seed {seed}: {err}")
     assert not failures, failures[:5]
+
+
+def test_every_bug_of_the_class_says_what_it_costs():
+    """bugs.json (the synthetic class's typical bugs): each states the points its test cell keeps
+    (``score``, checked exactly by the demo and tests/test_grading.py) and its cost in words
+    ("db summed over the wrong axis: −1 of 4"), which must agree with the cell's points."""
+    import nbformat
+    from autograder.instructor import nbcells
+    from autograder.instructor.synthetic import answers
+    for name, bugs in answers.load_bugs().items():
+        (path,) = nbcells.notebooks(nbcells.REPOSITORY / "source_notebooks" / name)
+        points = {c.metadata["nbgrader"]["grade_id"]: float(c.metadata["nbgrader"]["points"])
+                  for c in nbformat.read(path, as_version=4).cells if "nbgrader" in c.metadata
+                  and "points" in c.metadata["nbgrader"]}
+        for bug in bugs:
+            maximum = points[bug["fails"]]
+            assert 0 <= bug["score"] < maximum, bug
+            assert (bug["score"] * 16).is_integer(), "shares are multiples of 1/16"
+            assert bug["cost"].endswith(f": −{maximum - bug['score']:g} of {maximum:g}"), bug["cost"]

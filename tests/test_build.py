@@ -147,8 +147,8 @@ def test_students_nbgrader_validate_prints_whole_messages(fresh_release, tmp_pat
                           cwd=copy, capture_output=True, text=True, timeout=300,
                           env={**__import__("os").environ, "NN_COURSE_HEADLESS": "1"})
     assert "No nbgrader_config.py file found" not in proc.stdout + proc.stderr
-    lines = [ln for ln in proc.stdout.splitlines()           # the error, not the cell's source
-             if "AssertionError" in ln and "sign(0) came out as 0" in ln]
+    lines = [ln for ln in proc.stdout.splitlines()           # the failed part, not the cell's source
+             if "✗ sign" in ln and "sign(0) came out as 0" in ln]
     assert lines, proc.stdout[-3000:]
     assert len(lines[0]) > 90 and not lines[0].endswith("...")
     assert "decide with the comparison z >= 0" in lines[0], lines[0]

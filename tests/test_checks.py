@@ -268,3 +268,156 @@ def test_loss_messages_at_large_logits_point_to_log_sum_exp_and_name_clipping():
     with pytest.raises(AssertionError) as err:
         checks.check_forward(half, losses.softmax_cross_entropy, (Z, Y))
     assert "clip" not in str(err.value)
+
+
+# ---------------------------------------------------------------------- partial credit: the tally
+def _wrong_db_axis(dH, cache):
+    dX, dW, db = layers.dense_backward(dH, cache)
+    return dX, dW, dH.sum(axis=1)
+
+
+def _relu_layer(X, W, b):
+    return layers.dense_forward(X, W, b, "relu")
+
+
+def test_a_tally_adds_the_shares_of_the_parts_that_pass(capsys):
+    tally = checks.Tally(points=3)
+    with tally.part("passes", 1):
+        checks.check_close(1.0, 1.0, "one")
+    with tally.part("fails", 1.5):
+        checks.check_close(3.0, 1.0, "two")
+    with tally.part("also passes", 0.5):
+        pass
+    assert tally.score() == 1.5
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == "1.5 of 3 points:"
+    assert "✓ passes (1)" in out and "✓ also passes (0.5)" in out
+    assert "✗ fails (1.5): two does not match the expected value" in out, out
+
+
+def test_a_failure_never_leaves_its_part_but_an_interrupt_does():
+    tally = checks.Tally(points=2)
+    with tally.part("raises", 1):
+        raise ZeroDivisionError("boom")
+    with tally.part("after", 1):
+        pass
+    assert tally.results[0][2] == "✗" and tally.results[0][3].startswith("ZeroDivisionError: boom")
+    assert tally.earned() == 1
+    with pytest.raises(KeyboardInterrupt):            # a time limit (nbgrader interrupts the kernel)
+        with tally.part("interrupted", 0.5):
+            raise KeyboardInterrupt
+
+
+def test_a_part_names_the_student_function_that_raised():
+    def dense_backward(dH, cache):
+        return dH[5]                                  # IndexError in the student's code
+    tally = checks.Tally(points=1)
+    with tally.part("dX", 1):
+        dense_backward(np.zeros(2), None)
+    assert tally.results[0][3] == ("IndexError: index 5 is out of bounds for axis 0 with size 2 "
+                                   "(raised in dense_backward)")
+
+
+def test_wrong_db_axis_costs_only_the_share_of_db(capsys):
+    """One check of a layer, three results: the message names db, so dX and dW keep their shares."""
+    tally = checks.Tally(points=4)
+    with tally.parts({"dX": 1.5, "dW": 1.5, "db": 1}):
+        checks.check_dense_backward(_relu_layer, _wrong_db_axis)
+    assert tally.score() == 3.0
+    out = capsys.readouterr().out
+    assert "✗ db (1): db has shape (4,) but should have shape (5,): it was summed over the wrong axis" in out
+    assert "✓ dX (1.5)" in out and "✓ dW (1.5)" in out
+
+
+def test_a_message_that_names_no_result_fails_them_all_once():
+    def not_written(dH, cache):
+        raise NotImplementedError()
+    tally = checks.Tally(points=3)
+    with tally.parts({"dX by hand": 1, "dW by hand": 1, "db by hand": 1}):
+        checks.check_dense_backward(_relu_layer, not_written)
+    assert tally.earned() == 0
+    assert {r[3] for r in tally.results} == {checks.not_implemented_message("not_written")}
+
+
+def test_keep_going_checks_every_round_of_a_loop():
+    """The first round fails in db only; a later round fails in dW: both are charged."""
+    def wrong_later(dH, cache):
+        dX, dW, db = layers.dense_backward(dH, cache)
+        return dX, (dW if dH.shape[0] == 4 else 2 * dW), db
+    tally = checks.Tally(points=3)
+    with tally.parts({"dX": 1, "dW": 1, "db": 1}):
+        for N in (4, 6):
+            with tally.keep_going():
+                checks.check_dense_backward(_relu_layer, _wrong_db_axis if N == 4 else wrong_later, N=N)
+    assert [r[2] for r in tally.results] == ["✓", "✗", "✗"]
+    assert "twice the expected value" in tally.results[1][3]
+    assert "wrong axis" in tally.results[2][3]
+    with pytest.raises(RuntimeError, match="inside"):
+        with tally.keep_going():
+            pass
+
+
+def test_a_part_whose_prerequisite_failed_is_not_charged_a_second_message():
+    tally = checks.Tally(points=2)
+    with tally.part("the call", 1):
+        result = checks.call(lambda x: None, 1.0)     # returns None: the call fails
+    with tally.part("its value", 1, needs="the call"):
+        checks.check_close(result, 1.0, "the value")  # NameError: result was never bound
+    assert tally.results[0][2:] == ("✗", "the result of <lambda> is None: did you forget `return`?")
+    assert tally.results[1][2:] == ("–", "not checked: the call failed")
+    assert tally.earned() == 0
+
+
+def test_shares_and_names_are_checked():
+    tally = checks.Tally(points=1)
+    with tally.part("a", 1):
+        pass
+    with pytest.raises(ValueError, match="two parts"):
+        with tally.part("a", 0.5):
+            pass
+    with pytest.raises(ValueError, match="> 0"):
+        with tally.part("b", 0):
+            pass
+    with tally.part("c", 0.5):
+        pass
+    with pytest.raises(ValueError, match="more than its 1 points"):
+        tally.score()
+    with pytest.raises(ValueError, match="points"):
+        checks.Tally(points=0)
+
+
+def test_the_release_with_hidden_parts_stripped_passes_validation_only_when_every_part_passes(capsys):
+    """Shares below the cell's points: the hidden parts were stripped (the release). All passed:
+    None (nbgrader counts no output as full marks, so `validate` is happy); a failure: the
+    points earned, below the maximum, so `validate` reports the cell."""
+    tally = checks.Tally(points=2)
+    with tally.part("visible", 1):
+        pass
+    assert tally.score() is None
+    assert "hidden tests worth 1 more are run at grading" in capsys.readouterr().out
+    tally = checks.Tally(points=2)
+    with tally.part("visible", 1):
+        assert False, "no"
+    assert tally.score() == 0.0
+    err = capsys.readouterr().err           # the one output `nbgrader validate` shows of such a cell
+    assert err.startswith("0 of 1 points (hidden tests worth 1 more") and "✗ visible (1): no" in err
+
+
+def test_every_test_cell_is_a_tally_whose_shares_are_its_points():
+    """Static: every test cell of the source notebooks makes one Tally of its points and ends
+    with its score; the shares (run in test_notebooks) add up to the points there."""
+    import nbformat
+    from autograder.instructor import nbcells
+    cells = 0
+    for name in nbcells.assignments(nbcells.REPOSITORY):
+        for path in nbcells.notebooks(nbcells.REPOSITORY / "source_notebooks" / name):
+            for cell in nbformat.read(path, as_version=4).cells:
+                meta = cell.metadata.get("nbgrader", {})
+                if not (meta.get("grade") and not meta.get("solution")):
+                    continue
+                cells += 1
+                lines = cell.source.strip().splitlines()
+                assert lines[0] == f"tally = checks.Tally(points={meta['points']})", (path.name, meta["grade_id"])
+                assert lines[-1] == "tally.score()", (path.name, meta["grade_id"])
+                assert "all tests passed" not in cell.source, meta["grade_id"]
+    assert cells >= 45

@@ -501,8 +501,10 @@ def test_report_has_grades_diagnoses_flags_and_plots(graded_class, tmp_path):
     assert len(rows) == len(roster) * len(course.assignments)
     with open(tmp_path / "report" / "exercises.csv", encoding="utf-8") as f:
         ex = [r for r in csv.DictReader(f) if r["student"] == "adv-patch-checks" and r["exercise"] == "test_dense_backward"]
-    # the patched checks are the student process's: the tests, in the grader process, still fail
-    assert ex and float(ex[0]["nbgrader"]) == 0.0 and float(ex[0]["final"]) == 0.0
+    # the patched checks are the student process's: the tests, in the grader process, still fail,
+    # and the answer keeps what its honest twin (the transposed dW) earns, no more
+    keeps = adversaries.TRANSPOSED_KEEPS["test_dense_backward"]
+    assert ex and float(ex[0]["nbgrader"]) == keeps and float(ex[0]["final"]) == keeps
 
 
 # ------------------------------------------------------------------------------ zip and kill -9

@@ -62,6 +62,16 @@ def test_source_runs_clean_with_its_solutions(name, source_runs):
     assert nbtools.errors(executed) == []
     assert seconds <= 60, (f"{name} took {seconds:.0f} s (target 30 s); slowest steps: "
                            f"{nbtools.slowest_steps(executed)}")
+    scores = {nbtools.nbgrader_meta(c)["grade_id"]: (_result(c), float(nbtools.nbgrader_meta(c)["points"]))
+              for c in executed.cells if nbtools.is_test(c)}
+    assert scores and all(got == points for got, points in scores.values()), (
+        "with the solutions every test cell returns its points (its parts' shares add up to them)", scores)
+
+
+def _result(cell):
+    """The number a test cell returned (its execute_result), or None."""
+    results = [o for o in cell.get("outputs", []) if o.get("output_type") == "execute_result"]
+    return float(results[0]["data"]["text/plain"]) if results else None
 
 
 def test_mnist_classification_reaches_93_percent_over_five_seeds(source_runs):
@@ -79,15 +89,15 @@ def test_release_fails_only_in_graded_tests(name, student_folders):
     student = student_folders(name)
     executed, _, used = student.run(student.release())
     assert str(student.folder) in used, "the release must import its own autograder kit"
-    tests = {nbtools.nbgrader_meta(c)["grade_id"] for c in executed.cells if nbtools.is_test(c)}
-    failed = {}
-    for i, grade_id, err in nbtools.errors(executed):
-        assert grade_id in tests, f"cell {i} errors in the release: {err}"
-        failed[grade_id] = err
-    assert sorted(failed) == sorted(tests), "every graded test must fail before any code is written"
-    for grade_id, err in failed.items():
-        assert nbtools.NOT_IMPLEMENTED in err and err.startswith("AssertionError"), (grade_id, err)
-        assert "Traceback" not in err
+    assert nbtools.errors(executed) == [], "no cell raises in the release: test cells print their parts"
+    tests = [c for c in executed.cells if nbtools.is_test(c)]
+    assert tests
+    for cell in tests:
+        grade_id, text = nbtools.nbgrader_meta(cell)["grade_id"], nbtools.cell_text(cell)
+        # every graded test fails before any code is written: 0 points, every part says why
+        assert _result(cell) == 0.0, (grade_id, text)
+        assert text.startswith("0 of ") and "✓" not in text, (grade_id, text)
+        assert nbtools.NOT_IMPLEMENTED in text and "Traceback" not in text, (grade_id, text)
     widget_cells = [c for c in executed.cells if "widget" in c.metadata.get("tags", [])]
     for cell in widget_cells:
         text = nbtools.cell_text(cell)
@@ -100,6 +110,11 @@ def test_release_with_reference_answers_passes_without_solutions_lib(name, stude
     source = nbformat.read(nbtools.source_notebook(name), as_version=4)
     executed, _, _ = student.run(nbtools.with_answers(student.release(), source))
     assert nbtools.errors(executed) == []
+    for cell in (c for c in executed.cells if nbtools.is_test(c)):
+        # every visible part passes: no number (nbgrader's validate counts the cell as passed)
+        text = nbtools.cell_text(cell)
+        assert _result(cell) is None and "✗" not in text and "–" not in text, text
+        assert "hidden tests worth" in text, text
     # headless (NN_COURSE_HEADLESS): every figure with sliders is drawn once, no slider is built
     assert nbtools.widget_views(executed) == [], "a headless run must not build sliders (it can hang)"
     silent = [i for i in nbtools.interactive_cells(executed)
@@ -220,6 +235,6 @@ def test_autograde_one_bug_loses_exactly_its_exercise(name, i, graded):
     scores = _auto(graded[name, f"bug{i}"]["scores"])
     lost = sorted(k for k, v in scores.items() if v[0] != v[1])
     assert lost == [bug["fails"]], f"the bug in {bug['answer']} should cost {bug['fails']} only"
-    assert scores[bug["fails"]][0] == 0
+    assert scores[bug["fails"]][0] == bug["score"], f"the bug in {bug['answer']} should keep {bug['score']} points"
     assert bug["phrase"] in graded[name, f"bug{i}"]["feedback"], (
         f"the feedback should tell the student: {bug['phrase']!r}")

@@ -14,6 +14,7 @@ execution itself is ``split.execute.SplitExecute`` (two processes per submission
 """
 import json
 import os
+import re
 import shutil
 import sys
 import time
@@ -154,4 +155,20 @@ def error_text(cell):
     for out in cell.get("outputs", []):
         if out.get("output_type") == "error":
             return f"{out.get('ename')}: {out.get('evalue')}"
+    return ""
+
+
+def failed_part_text(cell):
+    """The message of the first failed part in a test cell's tally (``checks.Tally.score``), or ''.
+
+    Read from the cell's last tally list (the grader's output comes after anything the
+    student's code printed): its first "✗" line, without the part's name and share.
+    """
+    text = "".join(o.get("text", "") for o in cell.get("outputs", [])
+                   if o.get("output_type") == "stream" and o.get("name") == "stdout")
+    lines = text.splitlines()
+    heads = [i for i, line in enumerate(lines) if re.match(r"^[0-9.]+ of [0-9.]+ points", line)]
+    for line in lines[heads[-1] + 1:] if heads else []:
+        if line.startswith("  ✗ ") and "): " in line:
+            return line.split("): ", 1)[1]
     return ""

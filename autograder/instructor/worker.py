@@ -42,7 +42,7 @@ from . import canary as canary_module
 from . import feedback as feedback_module
 from . import integrity, intake, sandbox, zygote
 from .nbcells import grade_id
-from .nbexec import ZYGOTE, ExecutionLog, StderrIsNotFailure, error_text
+from .nbexec import ZYGOTE, ExecutionLog, StderrIsNotFailure, error_text, failed_part_text
 from .split import execute as split
 from .records import Course, Flag, Record, Score, Unit, fingerprint, withhold, write_ledger
 
@@ -286,8 +286,8 @@ class Worker:
             if s.kind == "test":
                 s.final = s.nbgrader or 0.0
                 cell = next((c for c in job.graded_nb.cells if grade_id(c) == gid), None)
-                if cell is not None and error_text(cell):
-                    record.diagnoses[gid] = error_text(cell)[:400]
+                if cell is not None and (error_text(cell) or failed_part_text(cell)):
+                    record.diagnoses[gid] = (error_text(cell) or failed_part_text(cell))[:400]
             else:
                 s.final = s.nbgrader
             record.scores[gid] = s

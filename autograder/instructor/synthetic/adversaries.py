@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import nbformat
 
 from ..nbcells import grade_id as _grade_id
-from .answers import reference_answers, with_answers
+from .answers import load_bugs, reference_answers, with_answers
 
 
 @dataclass
@@ -22,7 +22,8 @@ class Case:
     - build(release_nb, source_nb) returns {file name: NotebookNode or bytes} for the
       student's assignment folder ({}: an empty folder);
     - expect: what the grader must do: "status" (graded, missing, unreadable), "flags"
-      (each of these kinds among the flags), "zero" / "full" (test cells that must score 0 /
+      (each of these kinds among the flags), "at_most" ({test cell: the most it may score}, e.g.
+      what the honest twin of a tampering case earns), "zero" / "full" (test cells that must score 0 /
       full marks), "severity" (a flag of this severity must be there).
     """
     name: str
@@ -65,6 +66,9 @@ DENSE = "04_dense_backprop"
 TRANSPOSED = ("def dense_backward(dH, cache):\n    X, W, b, Z, activation = cache\n"
               "    _, f_grad = ACTIVATIONS[activation]\n    dZ = f_grad(Z) * dH\n"
               "    return dZ @ W, X.T @ dZ, dZ.sum(axis=0)\n")
+#: What that bug honestly keeps of test_dense_backward (partial credit: dX and db are right);
+#: a case that tampers on top of it must keep no more: {"at_most": TRANSPOSED_KEEPS}.
+TRANSPOSED_KEEPS = {"test_dense_backward": next(b["score"] for b in load_bugs()[DENSE] if b["source"] == TRANSPOSED)}
 
 
 def _drop(grade_id):
@@ -184,7 +188,7 @@ ADVERSARIAL = [
     Case("edited-test", DENSE, "the dense_backward test was replaced by a print, the answer is wrong",
          _with(DENSE, replace={"dense_backward": TRANSPOSED},
                edit=_edit_test("test_dense_backward", 'print("dense_backward: all tests passed.")')),
-         {"flags": ["edited-test"], "zero": ["test_dense_backward"], "full": ["test_dense_forward"]}),
+         {"flags": ["edited-test"], "at_most": TRANSPOSED_KEEPS, "full": ["test_dense_forward"]}),
     Case("duplicated-test", DENSE, "the dense_forward test cell appears twice",
          _with(DENSE, edit=_duplicate("test_dense_forward")),
          {"flags": ["duplicated-test"], "full": ["test_dense_forward", "test_dense_backward"]}),
@@ -206,30 +210,30 @@ ADVERSARIAL = [
          {"status": "missing", "flags": ["missing-notebook"], "zero": ["test_dense_forward"]}),
     Case("patch-numpy", DENSE, "np.all and np.allclose always say True; dW is transposed",
          _with(DENSE, replace={"dense_backward": "np.all = lambda *a, **k: True\nnp.allclose = lambda *a, **k: True\n\n" + TRANSPOSED}),
-         {"flags": ["patch"], "severity": "tampering", "zero": ["test_dense_backward"],
+         {"flags": ["patch"], "severity": "tampering", "at_most": TRANSPOSED_KEEPS,
           "full": ["test_dense_forward"]}),
     Case("patch-builtins", DENSE, "builtins.all and builtins.any are replaced; dW is transposed",
          _with(DENSE, replace={"dense_backward": "import builtins\nbuiltins.all = lambda *a, **k: True\nbuiltins.any = lambda *a, **k: False\n\n" + TRANSPOSED}),
-         {"flags": ["forbidden-import"], "severity": "tampering", "zero": ["test_dense_backward"],
+         {"flags": ["forbidden-import"], "severity": "tampering", "at_most": TRANSPOSED_KEEPS,
           "full": ["test_dense_forward"]}),
     Case("patch-eq", DENSE, "the gradients are arrays whose __eq__ and __array_function__ always agree",
          _with(DENSE, replace={"dense_backward": EQ_ALWAYS}),
-         {"flags": ["dunder"], "severity": "tampering", "zero": ["test_dense_backward"]}),
+         {"flags": ["dunder"], "severity": "tampering", "at_most": TRANSPOSED_KEEPS}),
     Case("patch-checks", DENSE, "every check of the kit is replaced by a no-op; dW is transposed",
          _with(DENSE, replace={"dense_backward": PATCH_CHECKS + TRANSPOSED}),
-         {"flags": ["forbidden-name"], "severity": "tampering", "zero": ["test_dense_backward"], "full": ["test_dense_forward"]}),
+         {"flags": ["forbidden-name"], "severity": "tampering", "at_most": TRANSPOSED_KEEPS, "full": ["test_dense_forward"]}),
     Case("patch-at-call", DENSE, "dense_backward disables the checks through an alias each time it is "
          "called (the static scan cannot see it; in the student process the kit it disables is not the grader's); dW is transposed",
          _with(DENSE, replace={"dense_backward": TRANSPOSED.replace(
              "    X, W, b, Z, activation = cache\n",
              "    kit = checks\n    kit.check_layer = kit.check_dense_backward = kit.check_close = "
              "kit.check_gradients = lambda *a, **k: None\n    X, W, b, Z, activation = cache\n")}),
-         {"zero": ["test_dense_backward"],
+         {"at_most": TRANSPOSED_KEEPS,
           "full": ["test_dense_forward", "test_mse", "test_two_layer_loss_and_grads"]}),
     Case("patch-sys-modules", DENSE, "checks patched through sys.modules; dW is transposed",
          _with(DENSE, replace={"dense_backward": 'import sys\n_kit = sys.modules["autograder.checks"]\n'
                                '_kit.check_layer = _kit.check_dense_backward = _kit.check_close = lambda *a, **k: None\n\n' + TRANSPOSED}),
-         {"flags": ["forbidden-import"], "severity": "tampering", "zero": ["test_dense_backward"]}),
+         {"flags": ["forbidden-import"], "severity": "tampering", "at_most": TRANSPOSED_KEEPS}),
     Case("import-solutions", DENSE, "dense_backward is imported from solutions_lib",
          _with(DENSE, replace={"dense_backward": "from solutions_lib.layers import dense_backward\n"}),
          {"flags": ["forbidden-import"], "severity": "tampering", "zero": ["test_dense_backward"]}),
@@ -340,10 +344,10 @@ ADVERSARIAL += [
          _with(DENSE, replace={"dense_backward": TRANSPOSED},
                edit=lambda nb: (_edit_test("test_dense_backward", "pass")(nb),
                                 _set_meta("test_dense_backward", solution=True, locked=False)(nb))),
-         {"flags": ["edited-metadata"], "zero": ["test_dense_backward"], "full": ["test_dense_forward"]}),
+         {"flags": ["edited-metadata"], "at_most": TRANSPOSED_KEEPS, "full": ["test_dense_forward"]}),
     Case("test-as-text", DENSE, "the dense_backward test cell was turned into a text cell; dW is transposed",
          _with(DENSE, replace={"dense_backward": TRANSPOSED}, edit=_to_markdown("test_dense_backward")),
-         {"flags": ["changed-cell-type"], "zero": ["test_dense_backward"], "full": ["test_dense_forward"]}),
+         {"flags": ["changed-cell-type"], "at_most": TRANSPOSED_KEEPS, "full": ["test_dense_forward"]}),
     Case("bad-timestamp", DENSE, "an honest notebook with a timestamp.txt nobody can read",
          lambda r, s: {_notebook_file(DENSE): with_answers(r, s), "timestamp.txt": b"yesterday, around noon"},
          {"flags": ["bad-timestamp"], "full": DENSE_TESTS}),

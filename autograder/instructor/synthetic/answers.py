@@ -4,7 +4,8 @@
 - ``with_answers(release_nb, source_nb, replace)``: the release notebook with the reference
   answers filled in (or ``replace[grade_id]`` for some of them);
 - ``load_bugs()``: the catalogue of typical student bugs, per assignment (``bugs.json``: the
-  answer cell a bug replaces, its source, the one test cell it must fail, and words the
+  answer cell a bug replaces, its source, the one test cell it must fail, the points that
+  cell keeps (``score``: partial credit) and what it costs in words (``cost``), and words the
   feedback must show).
 """
 import copy
@@ -42,5 +43,5 @@ def with_answers(release_nb, source_nb, replace=None):
 
 
 def load_bugs():
-    """{assignment: [{"answer", "source", "fails", "phrase"}, ...]}, the catalogued bugs."""
+    """{assignment: [{"answer", "source", "fails", "score", "cost", "phrase"}, ...]}, the catalogued bugs."""
     return json.loads(BUGS_FILE.read_text(encoding="utf-8"))

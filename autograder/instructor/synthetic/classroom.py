@@ -62,7 +62,7 @@ def make_class(source_dir, release_dir, out, correct=4, blank=3, bugs=True, adve
             for k, bug in enumerate(entries):
                 roster.append({"student": f"bug-{assignment[:2]}-{k + 1}", "kind": "bug",
                                "assignment": assignment, "what": f"a typical bug in {bug['answer']}",
-                               "expect": {"zero": [bug["fails"]], "only_loses": bug["fails"],
+                               "expect": {"score": {bug["fails"]: bug["score"]}, "only_loses": bug["fails"],
                                           "phrase": bug["phrase"]}, "bug": bug})
     for i in range(blank):
         roster.append({"student": f"blank{i + 1:02d}", "kind": "blank", "assignment": "",
@@ -100,7 +100,8 @@ def check(roster, records, assignments, course=None, only_their_own=("adversaria
     records: {(student, assignment): Record}; course (a ``records.Course``) to look into the
     autograded notebooks for ``no_output``. Returns a list of problems (empty: every
     expectation met). Correct students must get full marks everywhere, blank ones 0, a bug
-    must cost exactly its exercise, and every adversarial case its ``expect``.
+    must cost points in its exercise only, leaving exactly its catalogued ``score``, and every
+    adversarial case its ``expect``.
     """
     problems = []
     for entry in roster:
@@ -143,6 +144,10 @@ def _check_one(kind, expect, r, course):
                  if g in tests and tests[g].final]
     problems += [f"{g} should keep its points, got {tests.get(g)}" for g in expect.get("full", [])
                  if g not in tests or not tests[g].full]
+    problems += [f"{g} kept {tests[g].final} points, more than the {most} it may (its honest twin's)"
+                 for g, most in expect.get("at_most", {}).items() if g in tests and (tests[g].final or 0) > most]
+    problems += [f"{g} scored {tests[g].final if g in tests else None}, expected exactly {want} (partial credit)"
+                 for g, want in expect.get("score", {}).items() if g not in tests or tests[g].final != want]
     events = {e.get("kind") for e in r.events}
     problems += [f"no {k} event (the case did not test what it should)" for k in expect.get("events", [])
                  if k not in events]

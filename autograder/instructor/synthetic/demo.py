@@ -12,8 +12,8 @@
 3. grades it all with ``pool.grade`` (parallel; student code sandboxed, tests in a process of their own);
 4. writes the grades, the feedback and the class report (``report.py``);
 5. prints the grade table and checks every student's expected outcome: each catalogued bug
-   costs exactly its exercise, no adversary keeps a point it did not earn, and each is
-   flagged as it should be.
+   costs points in its exercise only, leaving exactly its catalogued score (bugs.json), no
+   adversary keeps a point it did not earn, and each is flagged as it should be.
 
 The repository's own ``course/`` and ``release/`` are not touched.
 """
@@ -109,7 +109,7 @@ def demo(out="demo-class", jobs=None, correct=4, blank=3, limits=DEMO_LIMITS, pr
     if problems:
         log(f"{len(problems)} expectations NOT met:\n  " + "\n  ".join(problems))
     else:
-        log(f"Every expectation met: {kinds['bug']} catalogued bugs each cost exactly their exercise, "
+        log(f"Every expectation met: {kinds['bug']} catalogued bugs each cost exactly their catalogued points (partial credit), "
             f"{kinds['adversarial']} adversarial submissions graded, flagged, and kept no point they did not earn.")
     log(f"Graded {summary.graded} submissions in {summary.seconds:.0f} s; the demo took {seconds:.0f} s. "
         f"Report: {index}")

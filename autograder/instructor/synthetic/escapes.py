@@ -9,7 +9,7 @@ socket from a ``setsid`` child, and the cache folder. With the split, each finds
 (the wrong ``dense_backward`` it falls back to keeps scoring 0), prints nothing it must not,
 and harms no one: the honest students of the same run keep their grades.
 """
-from .adversaries import DENSE, TRANSPOSED, Case, _with
+from .adversaries import DENSE, TRANSPOSED, TRANSPOSED_KEEPS, Case, _with
 
 REFERENCE_NAMES = '("solutions_lib", "solutions_lib.layers", "_layers", "layers", "_reference")'
 
@@ -174,7 +174,7 @@ def _extra_cell(source):
 
 
 def _escape(name, what, answer, **expect):
-    expect = {"zero": ["test_dense_backward"], "full": ["test_dense_forward", "test_mse"], **expect}
+    expect = {"at_most": TRANSPOSED_KEEPS, "full": ["test_dense_forward", "test_mse"], **expect}
     return Case(name, DENSE, what, _with(DENSE, replace={"dense_backward": answer}), expect)
 
 
@@ -186,7 +186,7 @@ ESCAPES = [
     _escape("frames", "dense_backward walks up the frames to the check that called it and returns its expected "
             "value; dW is transposed", FRAMES),
     _escape("lazy-object", "dense_backward returns an object whose items are read from the checker's frame",
-            LAZY),
+            LAZY, zero=["test_dense_backward"]),
     _escape("tolerances", "dense_backward loosens the kit's tolerance table and a check's defaults, and blanks "
             "numpy's reductions, at every call; dW is transposed", TOLERANCES),
     _escape("class-body", "a class body disables the kit's checks when the cell runs; dW is transposed",
@@ -201,5 +201,5 @@ ESCAPES = [
             "student; dW is transposed", CACHE),
     Case("unparsable-extra-cell", DENSE, "an extra cell nested 5,000 parentheses deep, after the tests; "
          "dW is transposed", _with(DENSE, replace={"dense_backward": TRANSPOSED}, edit=_extra_cell(DEEP_CELL)),
-         {"zero": ["test_dense_backward"], "full": ["test_dense_forward", "test_mse"]}),
+         {"at_most": TRANSPOSED_KEEPS, "full": ["test_dense_forward", "test_mse"]}),
 ]

@@ -33,6 +33,8 @@ direction), ``mode="fast"`` compares a few random directional derivatives (for b
 import contextlib
 import inspect
 import math
+import re
+import sys
 import warnings
 
 import numpy as np
@@ -56,7 +58,7 @@ __all__ = [
     "numerical_gradient", "numerical_jacobian", "relative_error", "diagnose",
     "check_shape", "check_dtype", "check_finite", "check_close", "check_forward", "check_activation",
     "check_gradient", "check_jacobian", "check_gradients", "check_layer",
-    "check_dense_backward", "not_implemented_message", "call", "raised_by",
+    "check_dense_backward", "not_implemented_message", "call", "raised_by", "Tally",
 ]
 
 #: Central-difference step. In float64 it gives ~1e-10 relative error on smooth functions.
@@ -934,3 +936,175 @@ def check_dense_backward(forward, backward, N=4, n_in=7, n_out=5, mode="auto", s
             hyps = None
     check_layer(forward, backward, {"X": X, "W": W, "b": b}, dout, mode=mode, seed=seed,
                 hypotheses=hyps, fn_names=(_name(forward), _name(backward)))
+
+
+# ====================================================================== partial credit
+class Tally:
+    """The points of one test cell, check by check: each named part carries a share.
+
+    A test cell makes one tally, runs its checks in parts, and ends with ``tally.score()``::
+
+        tally = checks.Tally(points=4)
+        with tally.part("dX", 1):
+            ...checks of dX...
+        with tally.parts({"dX": 1, "dW": 1, "db": 1}):    # one check that names each result
+            checks.check_dense_backward(...)
+        tally.score()                                     # the last line: the points earned
+
+    Inputs: points, the cell's points (its nbgrader metadata). The shares of all parts,
+    hidden ones included, add up to it; in the release, where hidden parts are stripped,
+    they add up to less.
+
+    A part runs its body and records a pass, or the failure's message (an AssertionError's
+    text; for any other exception its type, message and the function that raised it). The
+    failure never leaves the part: the next parts still run. A part given ``needs=[names]``
+    whose prerequisite failed earns nothing and says only "not checked: <name> failed",
+    without a second message for the same bug.
+
+    ``score()`` prints one line per part (✓ or ✗, the share, the message) and returns the
+    points earned, a number nbgrader reads as the cell's partial credit.
+    """
+
+    def __init__(self, points):
+        if not points > 0:
+            raise ValueError(f"a tally needs the cell's points (> 0), got {points!r}")
+        self.points = points
+        self.results = []              # [(name, share, status, message)], status ✓ ✗ or –
+        self._pending = []             # failure messages of the parts being run, innermost last
+
+    def _share(self, name, share):
+        if name in {r[0] for r in self.results}:
+            raise ValueError(f"two parts of this test cell are called {name!r}: give each its own name")
+        if not share > 0:
+            raise ValueError(f"the share of part {name!r} must be > 0, got {share!r}")
+
+    def failed(self, name):
+        """True if part ``name`` ran and did not pass (or was not checked)."""
+        return any(r[0] == name and r[2] != "✓" for r in self.results)
+
+    def _missing_prerequisite(self, needs):
+        if isinstance(needs, str):
+            needs = [needs]
+        return next((n for n in needs if self.failed(n)), None)
+
+    def part(self, name, share, needs=()):
+        """Context: the checks of its body are worth ``share`` points, all or nothing."""
+        return self.parts({name: share}, needs=needs)
+
+    @contextlib.contextmanager
+    def parts(self, shares, needs=()):
+        """Context for checks that report several named results at once (dX, dW, db of a layer).
+
+        shares: dict part name -> share. When the body fails, each line of its message is
+        charged to the parts whose name's first word the line names before its first ":"
+        ("dW has shape ...", "dX, db: it looks like ..."); a line that names none of them (the
+        function is not implemented, changed its input, ...) fails them all. Use it only for a
+        check that reports every named result in one message (``check_gradients``,
+        ``check_layer``, ``check_dense_backward``), or for a loop of such checks whose body is
+        in ``keep_going()``: a check that stopped before looking at a result must not credit it.
+        """
+        for name, share in shares.items():
+            self._share(name, share)
+        missing = self._missing_prerequisite(needs)
+        start = len(self.results)
+        for name, share in shares.items():          # placeholders, so that names stay unique
+            self.results.append((name, share, "✓", None))
+        self._pending.append([])
+        try:
+            yield
+        except Exception as err:        # noqa: BLE001  (a time limit or an interrupt still escapes)
+            self._pending[-1].append(_failure_message(err))
+        finally:
+            messages = self._pending.pop()
+            del self.results[start:]
+        blamed = _blame(messages, list(shares))
+        for name, share in shares.items():
+            if missing:
+                self.results.append((name, share, "–", f"not checked: {missing} failed"))
+            elif name in blamed:
+                self.results.append((name, share, "✗", blamed[name]))
+            else:
+                self.results.append((name, share, "✓", None))
+
+    @contextlib.contextmanager
+    def keep_going(self):
+        """Inside a part: a failure here is recorded for the part, and the part goes on.
+
+        For a loop of checks (several seeds, several activations): every round is checked, and
+        the part fails if one round does (with the first failure's message).
+        """
+        if not self._pending:
+            raise RuntimeError("keep_going() belongs inside a `with tally.part(...)` block")
+        try:
+            yield
+        except Exception as err:        # noqa: BLE001
+            self._pending[-1].append(_failure_message(err))
+
+    def earned(self):
+        """Points of the parts that passed."""
+        return round(sum(r[1] for r in self.results if r[2] == "✓"), 9)
+
+    def score(self):
+        """Print one line per part; return the points earned (see the class docstring).
+
+        When the shares add up to less than the cell's points (the release: its hidden parts
+        are graded later) and every part passed, it returns None, so that nbgrader's validate
+        does not count the cell as failed. If a part failed there, the list goes to stderr, the
+        one output of a partly passing cell that ``nbgrader validate`` shows the student. (At
+        grading the shares are complete and the list goes to stdout.)
+        """
+        total = round(sum(r[1] for r in self.results), 9)
+        if total > self.points + 1e-9:
+            raise ValueError(f"the shares of this test cell add up to {total:g}, more than its "
+                             f"{self.points:g} points")
+        earned = self.earned()
+        incomplete = total < self.points - 1e-9
+        out = sys.stderr if incomplete and earned < total else sys.stdout
+        print(f"{earned:g} of {total:g} points" + (
+            "" if total >= self.points - 1e-9 else
+            f" (hidden tests worth {self.points - total:g} more are run at grading)") + ":", file=out)
+        previous = None
+        for name, share, status, message in self.results:
+            line = f"  {status} {name} ({share:g})"
+            if message:
+                line += ": " + ("the same" if message == previous else message.replace("\n", "\n      "))
+            previous = message
+            print(line, file=out)
+        if incomplete and earned == total:
+            return None
+        return float(earned)
+
+
+def _failure_message(err):
+    """The text a part records for a failure: the check's message, or the error and where it arose."""
+    if isinstance(err, AssertionError):
+        return str(err) or "a check failed (AssertionError without a message)"
+    where = raised_by(err)
+    text = f"{type(err).__name__}: {err}"
+    return text + (f" (raised in {where})" if where else "")
+
+
+def _blame(messages, names):
+    """{part name: the lines charged to it}, from the failure messages of one part, in order.
+
+    Each line is charged to the names whose first word it names before its first ":", a line
+    that names none to all of them; a name keeps the lines of the first message that charged
+    it. Notes (lines in parentheses) go with the lines of their message.
+    """
+    firsts = {name: re.findall(r"[A-Za-z_][A-Za-z_0-9]*", name)[:1] for name in names}
+    blamed = {}
+    for message in messages:
+        lines = [line.strip() for line in message.splitlines() if line.strip()]
+        notes = [line for line in lines if line.startswith("(")]
+        charged = {}
+        for line in lines:
+            if line.startswith("("):
+                continue
+            words = re.findall(r"[A-Za-z_][A-Za-z_0-9]*", line.split(":", 1)[0])
+            for name in [n for n in names if firsts[n] and firsts[n][0] in words] or names:
+                charged.setdefault(name, []).append(line)
+        if not charged:
+            charged = {n: [message.strip() or "failed"] for n in names}
+        for name, lines_of in charged.items():
+            blamed.setdefault(name, "\n".join(lines_of + notes))
+    return blamed
