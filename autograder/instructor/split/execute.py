@@ -187,15 +187,21 @@ class SplitExecute(NbGraderPreprocessor):
             self._student_died(index, cell, err)
             return
         changes = _json_line(outputs)
-        if changes:
-            await self._code(grader, f"__nn_proxy__.install({changes!r})", index)
+        if not changes:
+            return
+        install = f"__nn_proxy__.install({changes!r})"
+        if all(kind in ("callable", "module", "deleted") for kind in changes.values()):
+            await self._code(grader, install, index)      # nothing to fetch: no round trip
+        else:                                            # data is fetched: the student process serves
+            await self._grader_cell(index, NotebookNode(cell_type="code", source=install, metadata={}, outputs=[],
+                                                        execution_count=None), student, grader, store_history=False)
 
     def _student_died(self, index, cell, err):
         self._student_alive = False
         self.execution_log.add("dead-kernel", index, cell, message=str(err)[:300])
         cell.outputs = [o for o in cell.get("outputs", []) if o.get("output_type") != "error"] + [_dead_output()]
 
-    async def _grader_cell(self, index, cell, student, grader):
+    async def _grader_cell(self, index, cell, student, grader, store_history=True):
         """Run ``cell`` in the grader process while the student process serves its calls; returns
         (the grader's outputs, the student process's outputs meanwhile)."""
         serve = NotebookNode(cell_type="code", source="__nn_agent__.serve()", metadata={}, outputs=[],
@@ -204,7 +210,7 @@ class SplitExecute(NbGraderPreprocessor):
         if self._student_alive:
             serving = asyncio.ensure_future(student.async_execute_cell(serve, index, store_history=False))
         try:
-            await grader.async_execute_cell(cell, index, store_history=True)
+            await grader.async_execute_cell(cell, index, store_history=store_history)
         except DeadKernelError as err:
             self.execution_log.add("grader-died", index, cell, message=str(err)[:300])
             cell.outputs = [error_output("GraderError", "the grading process stopped; this cell is not graded")]
