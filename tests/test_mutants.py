@@ -9,8 +9,10 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import nbformat
+import numpy as np
 import pytest
 
+from autograder import checks
 from autograder.instructor import mutants, nbcells, report
 from autograder.instructor.synthetic import answers
 
@@ -188,3 +190,40 @@ def test_a_fixed_sample_is_killed_as_often_as_landed(tmp_path):
     survivors = [f"{m.assignment}/{m.exercise}: {m.change}" for v in found.values() for m in v if m.status == "survived"]
     assert total.kill_rate >= landed["kill_rate"] - 1e-9, (
         f"kill rate {total.kill_rate:.3f} < landed {landed['kill_rate']:.3f}; survivors: {survivors}")
+
+
+def _shifted(e):
+    return np.r_[e[1:], 9.0]
+
+
+def _signs(e):
+    return np.where(e > 6, -e, e)
+
+
+def _one_row(e):
+    out = e.copy()
+    out[1] = [0.3, 7.0, -2.0, 5.5]
+    return out
+
+
+def _one_entry(e):
+    out = e.ravel().copy()
+    out[3] = 0.7
+    return out.reshape(e.shape)
+
+
+E = np.arange(1.0, 13.0).reshape(3, 4)
+
+
+@pytest.mark.parametrize("actual, expected, words", [
+    (np.roll(E, 1, axis=1), E, "shifted by one index along axis 1"),
+    (_shifted(np.arange(1.0, 6.0)), np.arange(1.0, 6.0), "shifted by one index"),
+    (_signs(E), E, "wrong sign in 6 of 12 entries"),
+    (E.ravel()[::-1].reshape(3, 4), E, "right values in the wrong places"),
+    (_one_row(E), E, "only row 1"),
+    (_one_entry(E), E, "only entry (0, 3)"),
+    (E + np.linspace(0.1, 0.9, 12).reshape(3, 4), E, "12 of 12 entries differ"),
+])
+def test_diagnose_says_which_entries_differ_and_how(actual, expected, words):
+    """checks.diagnose's new helpers (made for the mutants that the generic message did not name)."""
+    assert words in checks.diagnose(actual, expected, "X")

@@ -83,6 +83,8 @@ def parser():
     m.add_argument("--jobs", type=int, help="parallel workers (default: one per core)")
     m.add_argument("--out", help="where the test quality page goes (default: course/report/test-quality)")
     m.add_argument("--root", help="the course repository (default: found from here)")
+    m.add_argument("--whole-notebook", action="store_true",
+                   help="keep the later reference answers and count a point lost in any test cell (slower)")
     m.add_argument("--no-equivalence", action="store_true", help="do not check survivors for equivalence")
     m.add_argument("--no-progress", action="store_true", help="no progress bar")
     hub_commands.add_commands(sub)
@@ -115,7 +117,7 @@ def main(argv=None):
             from . import mutants
 
             mutants.run(args.assignment, sample=args.sample, seed=args.seed, jobs=args.jobs, out=args.out,
-                        root=args.root, per_assignment=args.per_assignment, check_equivalence=not args.no_equivalence, progress=not args.no_progress)
+                        root=args.root, per_assignment=args.per_assignment, whole=args.whole_notebook, check_equivalence=not args.no_equivalence, progress=not args.no_progress)
         elif args.command == "demo":
             from .synthetic import demo
 

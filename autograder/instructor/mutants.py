@@ -293,7 +293,7 @@ OPERATORS = [
 #: "broadcast"); "relative error ... worst at index (i, j)" names nothing.
 NAMES = {
     "swap": ("transposed", "transpose", "sign", "order", "swapped", "opposite", "negated", "negative"),
-    "sign": ("sign", "negated", "negative", "opposite", "minus"),
+    "sign": ("sign", "negated", "negative", "opposite", "minus", "subtract"),
     "term": ("missing", "dropped", "forgot", "forgotten", "term", "without", "left out"),
     "transpose": ("transposed", "transpose", ".t goes", "order of the matrix product", "permuted", "permutation"),
     "axis": ("axis", "keepdims", "broadcast", "summed over"),
@@ -482,19 +482,53 @@ def prepare(out, assignments_, root=None, log=print):
     return Course(out / "course")
 
 
-def write_submissions(course, mutants, folder):
-    """Every mutant as a student's submission (the release notebook with the reference answers,
-    its one answer cell replaced), plus one student with the reference answers per assignment.
-    Returns the units to grade."""
+def exercise_tests(source_nb):
+    """{exercise: (its test cells' grade_ids, the answer cells a submission needs for them)}.
+
+    An exercise's tests are the test cells after its answer cell, from the first one to the
+    next answer cell after it; they need every answer cell before the first of them."""
+    cells = source_nb.cells
+    out = {}
+    for i, cell in enumerate(cells):
+        if not nbcells.is_answer(cell):
+            continue
+        first = next((j for j in range(i + 1, len(cells)) if nbcells.is_test(cells[j])), None)
+        if first is None:
+            out[nbcells.grade_id(cell)] = ([], set())
+            continue
+        tests = []
+        for later in cells[first:]:
+            if nbcells.is_answer(later):
+                break
+            if nbcells.is_test(later):
+                tests.append(nbcells.grade_id(later))
+        out[nbcells.grade_id(cell)] = (tests, {nbcells.grade_id(c) for c in cells[:first] if nbcells.is_answer(c)})
+    return out
+
+
+def write_submissions(course, mutants, folder, whole=False):
+    """Every mutant as a student's submission of the release notebook: the reference answers,
+    the mutant's answer cell replaced by the mutant; plus one student with all the reference
+    answers per assignment. Unless ``whole``, the answer cells the exercise's tests do not
+    need (the later ones) stay as released (``raise NotImplementedError()``): what runs after
+    its tests then fails at once instead of training a network for nothing. Returns the units."""
     units = []
     for assignment, found in mutants.items():
         release = nbformat.read(course.release_notebook(assignment), as_version=4)
         source = nbformat.read(course.source_notebook(assignment), as_version=4)
+        needs = exercise_tests(source)
         name = course.notebook_name(assignment)
-        for student, replace in [(REFERENCE, {})] + [(m.student, {m.exercise: m.source}) for m in found]:
+        for student, m in [(REFERENCE, None)] + [(m.student, m) for m in found]:
+            nb = answers.with_answers(release, source, {m.exercise: m.source} if m else {})
+            if m is not None and not whole:
+                given = {nbcells.grade_id(c): c.source for c in release.cells if nbcells.is_answer(c)}
+                for cell in nb.cells:
+                    gid = nbcells.grade_id(cell)
+                    if nbcells.is_answer(cell) and gid not in needs[m.exercise][1] and gid in given:
+                        cell.source = given[gid]
             target = Path(folder) / student / assignment
             target.mkdir(parents=True, exist_ok=True)
-            nbformat.write(answers.with_answers(release, source, replace), target / name)
+            nbformat.write(nb, target / name)
             units.append(Unit(student, assignment, str(target)))
     return units
 
@@ -510,10 +544,11 @@ def grade_units(course, units, jobs=None, limits=MUTANT_LIMITS, progress=True):
     return summary
 
 
-def judge(course, mutants):
-    """Set each mutant's status from the ledger: killed (any test cell below its maximum, with
-    the failing messages and whether they name the change) or survived. Raises ValueError when
-    the reference answers of an assignment lose a point (then nothing can be judged)."""
+def judge(course, mutants, whole=False):
+    """Set each mutant's status from the ledger: killed (one of its exercise's test cells, or
+    with ``whole`` any test cell, below its maximum; with the failing messages and whether
+    they name the change) or survived. Raises ValueError when the reference answers of an
+    assignment lose a point (then nothing can be judged)."""
     for assignment, found in mutants.items():
         ref = read_ledger(course, assignment, REFERENCE)
         if ref is None or ref.status != "graded" or any(not s.full for s in ref.tests.values()):
@@ -521,13 +556,15 @@ def judge(course, mutants):
             raise ValueError(f"{assignment}: the reference answers did not get full marks in the scratch course "
                              f"({ref.status if ref else 'not graded'}; {lost}; {ref.diagnoses if ref else ''}): "
                              "fix the notebook or the grader before judging its tests.")
+        needs = exercise_tests(nbformat.read(course.source_notebook(assignment), as_version=4))
         for m in found:
             record = read_ledger(course, assignment, m.student)
             if record is None or record.status != "graded":
                 m.status = "not graded"
                 m.failed = {"": (record.error.strip().splitlines() or ["?"])[-1] if record else "no ledger record"}
                 continue
-            lost = [g for g, s in record.tests.items() if not s.full]
+            judged = record.tests if whole else {g: s for g, s in record.tests.items() if g in needs[m.exercise][0]}
+            lost = [g for g, s in judged.items() if not s.full]
             if lost:
                 m.status = "killed"
                 m.failed = {g: (record.diagnoses.get(g) or "").strip().splitlines()[0][:300]
@@ -778,7 +815,7 @@ def table(rows):
 
 
 def run(assignments_=None, sample=None, seed=0, jobs=None, out=None, root=None, work=None, limits=MUTANT_LIMITS,
-        check_equivalence=True, progress=True, log=print, per_assignment=None):
+        check_equivalence=True, progress=True, log=print, per_assignment=None, whole=False):
     """Make the mutants, grade them in a scratch course, judge them, write the page; returns
     (rows, mutants, path of test-quality.json)."""
     start = time.perf_counter()
@@ -797,10 +834,10 @@ def run(assignments_=None, sample=None, seed=0, jobs=None, out=None, root=None, 
     scratch = Path(work) if work else Path(tempfile.mkdtemp(prefix="nn-mutants-"))
     try:
         course = prepare(scratch / "course-copy", chosen, root=root, log=log)
-        units = write_submissions(course, mutants, scratch / "submissions")
+        units = write_submissions(course, mutants, scratch / "submissions", whole=whole)
         log(f"grading {len(units)} submissions ({len(chosen)} with the reference answers) ...")
         summary = grade_units(course, units, jobs=jobs, limits=limits, progress=progress)
-        judge(course, mutants)
+        judge(course, mutants, whole=whole)
         if check_equivalence:
             for assignment, found in mutants.items():
                 by_exercise = {}
@@ -821,6 +858,7 @@ def run(assignments_=None, sample=None, seed=0, jobs=None, out=None, root=None, 
     seconds = time.perf_counter() - start
     out = Path(out) if out else root / "course" / "report" / "test-quality"
     path = write_page(out, rows, mutants, {"sample": sample, "per_assignment": per_assignment, "seed": seed,
+                                           "whole": whole,
                                            "assignments": chosen,
                                            "seconds": round(seconds, 1), "graded": summary.graded,
                                            "failed": len(summary.failed), "isolated": summary.isolated})
