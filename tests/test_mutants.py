@@ -227,3 +227,24 @@ E = np.arange(1.0, 13.0).reshape(3, 4)
 def test_diagnose_says_which_entries_differ_and_how(actual, expected, words):
     """checks.diagnose's new helpers (made for the mutants that the generic message did not name)."""
     assert words in checks.diagnose(actual, expected, "X")
+
+
+def test_each_exercise_is_judged_by_its_own_test_cells():
+    """dense_backward is judged by test_dense_backward, which needs the answers before it; the
+    answer cells after it stay as released in its mutants' submissions."""
+    nb = nbformat.read(ROOT / "source_notebooks" / "04_dense_backprop" / "04_dense_backprop.ipynb", as_version=4)
+    tests, needs = mutants.exercise_tests(nb)["dense_backward"]
+    assert tests == ["test_dense_backward"]
+    assert needs == {"dense_forward", "mse", "dense_backward"}
+    course = SimpleNamespace(release_notebook=lambda a: ROOT / "release" / a / f"{a}.ipynb",
+                             source_notebook=lambda a: ROOT / "source_notebooks" / a / f"{a}.ipynb",
+                             notebook_name=lambda a: f"{a}.ipynb")
+    m = mutants.Mutant("04_dense_backprop", "dense_backward", 0, "-", "-", "-", "def dense_backward(dH, cache):\n    return 1\n")
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        units = mutants.write_submissions(course, {"04_dense_backprop": [m]}, tmp)
+        assert [u.student for u in units] == [mutants.REFERENCE, m.student]
+        cells = {nbcells.grade_id(c): c.source for c in nbformat.read(Path(units[1].folder) / "04_dense_backprop.ipynb",
+                                                                      as_version=4).cells if nbcells.is_answer(c)}
+    assert cells["dense_backward"] == m.source
+    assert "Z = X @ W.T + b" in cells["dense_forward"] and "NotImplementedError" in cells["l2_penalty"]

@@ -9,14 +9,17 @@ the reference on its AST (``ast`` + ``ast.unparse``), one change each: the opera
 replacements. Only nodes inside a solution region are changed.
 
 Every mutant is handed in as a student's submission: the release notebook with the reference
-answers, the one answer cell replaced by the mutant. A scratch copy of the course (its own
-release and gradebook, ``prepare``) grades them all with the grading pool (``pool.Pool``, the
-pool ``pool.grade`` drives, without feedback): the student's cells in the sandboxed student
-kernel, the tests in the grader kernel, exactly as a class is graded. One student with the
+answers, the one answer cell replaced by the mutant, and the answer cells after its test
+cells left as released (``raise NotImplementedError()``: nothing after its tests runs for
+long; ``whole=True`` keeps them). A scratch copy of the course (its own release and
+gradebook, ``prepare``) grades them all with the grading pool (``pool.Pool``, the pool
+``pool.grade`` drives, without feedback): the student's cells in the sandboxed student kernel,
+the tests in the grader kernel, exactly as a class is graded. One student with all the
 reference answers is graded with them per assignment; if it loses a point, nothing is judged.
 
 A mutant is then
-- **killed** when its notebook loses a point (any test cell scores less than its maximum);
+- **killed** when one of its exercise's test cells (``exercise_tests``; with ``whole``, any
+  test cell) scores less than its maximum;
 - **named** (a killed mutant) when the first line of at least one failing test's message
   (``Record.diagnoses``) contains a word of the mutant's kind (``NAMES``: "transposed" for a
   transpose, "sign" for a flipped sign, "factor" or "batch size" for a factor ...). A message
@@ -720,8 +723,8 @@ def _equivalence_child(job):
                 compared += 1
                 if want[0] != got[0] or not (_same(want[1], got[1]) if want[0] == "value" else want[1] == got[1]):
                     shapes = ", ".join(_describe(x) for x in a)
-                    witness = (f"{name}({shapes}) {'on the test' + chr(39) + 's input' if trial == 0 else 'on a perturbed input'}: "
-                               f"the reference gives {_brief(want)}, the mutant {_brief(got)}")
+                    on = "on the test's input" if trial == 0 else "on a perturbed input"
+                    witness = f"{name}({shapes}) {on}: {_difference(want, got)}"
                     break
             if witness:
                 break
@@ -742,6 +745,35 @@ def _describe(x):
     if isinstance(x, dict):
         return "{" + ", ".join(f"{k}: {_describe(v)}" for k, v in list(x.items())[:6]) + "}"
     return repr(x)[:40]
+
+
+def _difference(want, got):
+    """Where two outcomes differ, in words: which part, how many entries, the first index."""
+    import numpy as np
+
+    if want[0] != got[0] or want[0] == "error":
+        return f"the reference gives {_brief(want)}, the mutant {_brief(got)}"
+    a, b = want[1], got[1]
+    path = ""
+    while isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)) and len(a) == len(b):
+        i = next(i for i, (x, y) in enumerate(zip(a, b)) if not _same(x, y))
+        path, a, b = f"{path}[{i}]", a[i], b[i]
+    while isinstance(a, dict) and isinstance(b, dict) and a.keys() == b.keys():
+        k = next(k for k in a if not _same(a[k], b[k]))
+        path, a, b = f"{path}[{k!r}]", a[k], b[k]
+    where = f"result{path}"
+    try:
+        x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    except (TypeError, ValueError):
+        return f"{where}: the reference gives {_describe(a)}, the mutant {_describe(b)}"
+    if x.shape != y.shape:
+        return f"{where} has shape {y.shape} instead of {x.shape}"
+    bad = ~np.isclose(x, y, rtol=1e-9, atol=1e-12, equal_nan=True)
+    if x.ndim == 0:
+        return f"{where} is {float(y):.6g} instead of {float(x):.6g}"
+    first = tuple(int(i) for i in np.argwhere(bad)[0])
+    return (f"{where} differs in {int(bad.sum())} of {bad.size} entries, first at {first}: "
+            f"{y[first]:.6g} instead of {x[first]:.6g}")
 
 
 def _brief(outcome):
