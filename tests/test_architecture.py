@@ -6,7 +6,7 @@ count too) and each import of the course's own modules must point to a lower lay
     kit (autograder/*.py) -> solutions_lib -> split's process ends (wire -> agent, proxy) ->
     nbcells -> records -> intake, integrity, sandbox, zygote, build -> nbexec, feedback ->
     split.execute -> canary -> worker, pool, report -> dask_pool, synthetic (answers -> adversaries -> escapes ->
-    classroom -> demo), hub (deploy -> host, exchange -> demo -> commands) -> cli
+    classroom -> demo), hub (deploy -> host, exchange -> demo -> commands), mutants -> cli
 
 A module may import only modules of a lower layer, so there is no cycle, ``report`` (beside
 ``worker`` and ``pool``) reads the ledger without knowing how it was graded, and the kit
@@ -38,7 +38,7 @@ LAYERS = [
     [f"{I}.synthetic.adversaries", f"{I}.hub.demo"],
     [f"{I}.synthetic.escapes"],
     [f"{I}.synthetic.classroom"],
-    [f"{I}.synthetic.demo", f"{I}.hub.commands"],
+    [f"{I}.synthetic.demo", f"{I}.hub.commands", f"{I}.mutants"],
     [f"{I}.cli"],
     [f"{I}.__main__"],
 ]

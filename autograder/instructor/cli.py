@@ -12,6 +12,7 @@ Commands:
   report           grades CSV, feedback HTML and the class report with plots
   demo             build, synthesise a class (correct, buggy, blank, adversarial), grade it,
                    report, and check every expected outcome
+  mutants          tests of the tests: mutants of every reference answer, graded; a test quality page
   hub init|install|start|demo
                    the course on JupyterHub (docs/hub.md)
   release-feedback return the feedback of the last graded submissions through nbgrader's exchange
@@ -98,6 +99,18 @@ def parser():
     d.add_argument("--correct", type=int, default=4, help="students with the reference answers")
     d.add_argument("--blank", type=int, default=3, help="students who hand in the release untouched")
     d.add_argument("--no-progress", action="store_true", help="no progress bar")
+    m = sub.add_parser("mutants", help="grade mutants of the reference answers: how good are the tests?")
+    m.add_argument("--assignment", action="append", help="only this assignment (repeatable; default: all)")
+    m.add_argument("--sample", type=int, help="at most N mutants per exercise (default: all of them)")
+    m.add_argument("--per-assignment", type=int, help="at most N mutants per assignment (default: no limit)")
+    m.add_argument("--seed", type=int, default=0, help="seed of the sample (default 0)")
+    m.add_argument("--jobs", type=int, help="parallel workers (default: one per core)")
+    m.add_argument("--out", help="where the test quality page goes (default: course/report/test-quality)")
+    m.add_argument("--root", help="the course repository (default: found from here)")
+    m.add_argument("--whole-notebook", action="store_true",
+                   help="keep the later reference answers and count a point lost in any test cell (slower)")
+    m.add_argument("--no-equivalence", action="store_true", help="do not check survivors for equivalence")
+    m.add_argument("--no-progress", action="store_true", help="no progress bar")
     hub_commands.add_commands(sub)
     return parser
 
@@ -134,6 +147,11 @@ def main(argv=None):
 
             report.report(_course(args), args.out, feedback=not args.no_feedback,
                           force_feedback=args.force_feedback)
+        elif args.command == "mutants":
+            from . import mutants
+
+            mutants.run(args.assignment, sample=args.sample, seed=args.seed, jobs=args.jobs, out=args.out,
+                        root=args.root, per_assignment=args.per_assignment, whole=args.whole_notebook, check_equivalence=not args.no_equivalence, progress=not args.no_progress)
         elif args.command == "demo":
             from .synthetic import demo
 

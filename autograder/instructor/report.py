@@ -194,7 +194,8 @@ def report(course_dir, out=None, feedback=True, force_feedback=False, log=print)
         log(f"feedback: {written} written, in {course.root / 'feedback'}")
     images = _plots(records, out, course.assignments)
     index = out / "index.html"
-    index.write_text(_html(course, records, images, frequent_diagnoses(records), feedback), encoding="utf-8")
+    quality = (out / "test-quality" / "index.html").exists()      # written by `nn-course mutants`
+    index.write_text(_html(course, records, images, frequent_diagnoses(records), feedback, quality), encoding="utf-8")
     log(f"report: {index}")
     return index
 
@@ -206,8 +207,9 @@ STYLE = ("<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;pa
 e = html.escape
 
 
-def _html(course, records, images, diagnoses, feedback):
-    """index.html: the summary, the figures, the frequent diagnoses, the flags, the times."""
+def _html(course, records, images, diagnoses, feedback, quality=False):
+    """index.html: the summary, the figures, the frequent diagnoses, the flags, the times; with
+    ``quality``, a link to the test quality page of ``nn-course mutants`` (test-quality/)."""
     students = sorted({r.student for r in records})
     graded = [r for r in records if r.status == "graded"]
     flagged = [r for r in records if r.actionable_flags]
@@ -218,6 +220,10 @@ def _html(course, records, images, diagnoses, feedback):
              f"{len(flagged)} flagged. Grades: <a href='grades.csv'>grades.csv</a> (nbgrader's export), "
              "<a href='exercises.csv'>exercises.csv</a>, <a href='flags.csv'>flags.csv</a>"
              + (f"; feedback in <code>{e(str(course.root / 'feedback'))}</code>" if feedback else "") + ".</p>"]
+    if quality:
+        parts.append("<p><a href='test-quality/index.html'>Test quality</a>: how many mutants of the reference "
+                     "answers the tests kill, and whether their messages name the change (<code>nn-course "
+                     "mutants</code>).</p>")
     if any(not r.isolated for r in graded):
         parts.append("<p class='review'><b>Some submissions were graded without filesystem isolation</b> "
                      "(bubblewrap missing): their code could read files of the course.</p>")
