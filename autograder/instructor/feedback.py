@@ -4,7 +4,10 @@ Feedback goes where nbgrader puts it, ``<course>/feedback/<student>/<assignment>
 nbgrader's own feedback shows the hidden tests: the autograded notebook holds them, and
 IPython's tracebacks quote their lines. Here the ``HideHiddenTests`` preprocessor removes the
 hidden regions from the test cells, shortens every traceback to its last line (the checks'
-message, written for students), and adds the grader's notes where points were withheld.
+message, written for students), adds the grader's notes where points were withheld, and says
+at the top when the submission was late, by how much, and what the late penalty took off
+(``deadlines.explain`` of the ledger's ``Record.lateness``; nbgrader's own header shows the
+penalty's points).
 """
 import html
 from collections import defaultdict
@@ -14,6 +17,7 @@ from nbformat.v4 import new_markdown_cell
 from nbgrader.preprocessors import ClearHiddenTests
 from traitlets import Any
 
+from .deadlines import explain
 from .nbcells import grade_id
 from .records import read_ledger
 
@@ -42,6 +46,9 @@ class HideHiddenTests(ClearHiddenTests):
         nb.cells = cells
         general = [f.message for f in (record.flags if record else [])
                    if not f.cell or f.kind in GENERAL_KINDS]
+        late = explain(record.lateness) if record else ""
+        if late and (record.lateness.get("seconds_late") or record.lateness.get("penalty")):
+            nb.cells.insert(0, new_markdown_cell(f"**Late submission.** {html.escape(late)}"))
         if general:
             nb.cells.insert(0, new_markdown_cell("**Notes from the grader on this submission:**\n\n"
                                                  + "\n".join(f"- {html.escape(m)}" for m in general)))
