@@ -245,15 +245,15 @@ def _moment(value, tz_name, where, fail):
     if isinstance(value, datetime):
         moment = value
     elif isinstance(value, date) or (isinstance(value, str) and ":" not in value):
-        fail(f"{value!r} has no time of day: write one, {EXAMPLE}")
+        fail(f"{where}: {value!r} has no time of day: write one, {EXAMPLE}")
     elif isinstance(value, str):
         try:
             moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
         except ValueError:
-            fail(f"{value!r} is not a date and time: write YYYY-MM-DD HH:MM, optionally with an offset "
+            fail(f"{where}: {value!r} is not a date and time: write YYYY-MM-DD HH:MM, optionally with an offset "
                  f"(+02:00), {EXAMPLE}")
     else:
-        fail(f"{value!r} is not a date and time: {EXAMPLE}")
+        fail(f"{where}: {value!r} is not a date and time: {EXAMPLE}")
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=_zone(tz_name))
     return moment
@@ -276,16 +276,19 @@ def _policy(value, where, fail):
 def _extension(value, base, tz_name, where, fail):
     """A timedelta from `2 days`, `36 hours`, a number (days) or a date (the student's due date)."""
     if isinstance(value, bool):
-        fail(f"{value!r} is not an extension: write `2 days`, `36 hours` or a date and time")
+        fail(f"{where}: {value!r} is not an extension: write `2 days`, `36 hours` or a date and time")
     if isinstance(value, (int, float)):
         extension = timedelta(days=value)
     elif isinstance(value, str) and re.fullmatch(r"\s*\d+(\.\d+)?\s*(d|days?|h|hours?)\s*", value):
         number, unit = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-z]+)\s*", value).groups()
         extension = timedelta(days=float(number)) if unit.startswith("d") else timedelta(hours=float(number))
-    else:
+    elif isinstance(value, (datetime, str)) and (not isinstance(value, str) or re.search(r"\d:\d", value)):
         extension = _moment(value, tz_name, where, fail) - base.due
+    else:
+        fail(f"{where}: {value!r} is not an extension: write `2 days`, `36 hours` or the student's own due "
+             f"date and time ({EXAMPLE[len('for example `due: '):-1]})")
     if extension < timedelta(0):
-        fail(f"{value!r} is before the due date: an extension moves the due date later")
+        fail(f"{where}: {value!r} is before the due date: an extension moves the due date later")
     return extension
 
 
