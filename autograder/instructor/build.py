@@ -42,8 +42,9 @@ from .nbcells import (PACKAGE, CourseError, assignments, find_root, grade_id, is
 
 #: The folder the kit goes into, inside every assignment: the modules at the top of ``autograder/``.
 KIT = "autograder"
-#: Dependencies students do not list themselves (nbgrader, which they do get, brings both).
-INSTRUCTOR_ONLY = ("nbformat", "nbclient")
+#: Dependencies students do not list themselves (nbgrader, which they do get, brings all three;
+#: pyyaml reads the instructor's course/deadlines.yml).
+INSTRUCTOR_ONLY = ("nbformat", "nbclient", "pyyaml")
 #: Files the build writes at the top of release/, next to the assignments.
 RELEASE_FILES = ("README.md", "environment.yml", "requirements.txt", "nbgrader_config.py")
 #: The students' nbgrader_config.py: `nbgrader validate` finds it (no "No nbgrader_config.py
