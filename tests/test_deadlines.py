@@ -245,3 +245,37 @@ def test_a_changed_extension_or_due_date_grades_exactly_the_units_it_concerns(la
     penalty = {s: r.lateness["penalty"] for s, r in _ledger(out).items()}
     assert penalty == {"ontime": 0, "late15": 0, "late4": 1.6, "ext": 0, "nostamp": 0}   # late4: 2 days late now
     assert _gradebook_penalties(out) == penalty
+
+
+def test_the_gradebook_gets_the_deadline_and_loses_an_old_penalty_and_timestamp(tmp_path, monkeypatch):
+    """What nbgrader computes lateness from is written afresh before every autograde: a
+    submission that is no longer late (or has no timestamp.txt now) keeps no old penalty."""
+    import os
+    import sys
+
+    from nbgrader.api import Gradebook
+
+    monkeypatch.setenv("PATH", str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""))  # alembic
+
+    path = tmp_path / deadlines.FILE_NAME
+    path.write_text(SMALL, encoding="utf-8")
+    course = deadlines.load(path, ASSIGNMENTS)
+    with Gradebook(f"sqlite:///{tmp_path / 'gradebook.db'}") as gb:
+        gb.add_assignment("02_xor", duedate=datetime(2020, 1, 1))
+        gb.add_notebook("02_xor", "02_xor")
+        gb.add_student("ext")
+        old = gb.add_submission("02_xor", "ext", timestamp=datetime(2030, 1, 1))
+        old.notebooks[0].late_submission_penalty = 3.0
+        gb.db.commit()
+        deadlines.write_to_gradebook(gb, course, "02_xor", "ext", None)
+        sub = gb.find_submission("02_xor", "ext")
+        assert sub.assignment.duedate == DUE.replace(tzinfo=None) and sub.extension == 2 * DAY
+        assert sub.timestamp is None and sub.total_seconds_late == 0 and sub.late_submission_penalty == 0
+        deadlines.write_to_gradebook(gb, course, "02_xor", "ext", DUE + 3 * DAY)
+        assert gb.find_submission("02_xor", "ext").total_seconds_late == 86400     # due + 2 days extension
+        nothing = deadlines.load(tmp_path / "none.yml", ASSIGNMENTS)               # no file: nbgrader's own stay
+        gb.find_assignment("02_xor").duedate = datetime(2020, 1, 1)
+        gb.db.commit()
+        deadlines.write_to_gradebook(gb, nothing, "02_xor", "ext", None)
+        assert gb.find_assignment("02_xor").duedate == datetime(2020, 1, 1)
+        assert gb.find_submission("02_xor", "ext").extension == 2 * DAY

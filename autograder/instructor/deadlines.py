@@ -1,6 +1,7 @@
 """Due dates, late penalties and extensions: ``course/deadlines.yml``.
 
-The file (next to ``nbgrader_config.py``; without it nothing is ever late)::
+The file (next to ``nbgrader_config.py``; without it no late penalty is taken off, and the due
+dates set with nbgrader's own tools stay)::
 
     timezone: Europe/Berlin          # for every date below written without an offset
     policy:                          # the late policy of every assignment ...
@@ -137,6 +138,7 @@ class Deadlines:
     assignments: dict = field(default_factory=dict)
     extensions: dict = field(default_factory=dict)
     path: str = ""
+    present: bool = False                # is there a file? (without one the gradebook's due dates stay)
 
     def for_unit(self, assignment, student):
         """The Deadline of ``student``'s submission of ``assignment`` (None: no due date)."""
@@ -163,7 +165,9 @@ def load(path, assignments=None):
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as err:
         raise DeadlineError(f"{path} is not valid YAML: {err}".strip()) from None
-    return parse(data or {}, assignments, where=str(path))
+    result = parse(data or {}, assignments, where=str(path))
+    result.present = True
+    return result
 
 
 def parse(data, assignments=None, where=FILE_NAME):
@@ -358,17 +362,21 @@ def _duration(seconds):
     return " ".join(parts) or f"{int(round(seconds))} seconds"
 
 
-def write_to_gradebook(gb, assignment, student, deadline, timestamp):
+def write_to_gradebook(gb, course_deadlines, assignment, student, timestamp):
     """Before autograde: the assignment's due date, the submission's time and extension into
     nbgrader's gradebook ``gb`` (nbgrader computes lateness from them), and every late penalty
     of the submission reset (nbgrader keeps an old one where it does not grade again, and keeps
-    an old timestamp when the new submission has none)."""
+    an old timestamp when the new submission has none). Without a deadlines file the due date
+    and extension set in nbgrader's own tools stay (and no penalty is taken off)."""
     naive = (lambda m: m.astimezone(timezone.utc).replace(tzinfo=None) if m else None)
-    gb.update_or_create_assignment(assignment, duedate=naive(deadline.due) if deadline else None)
+    deadline = course_deadlines.for_unit(assignment, student)
+    if course_deadlines.present:
+        gb.update_or_create_assignment(assignment, duedate=naive(deadline.due) if deadline else None)
     gb.update_or_create_student(student)
     submission = gb.update_or_create_submission(assignment, student)
     submission.timestamp = naive(timestamp)
-    submission.extension = deadline.extension if deadline and deadline.extension else None
+    if course_deadlines.present:
+        submission.extension = deadline.extension if deadline and deadline.extension else None
     for notebook in submission.notebooks:
         notebook.late_submission_penalty = None
     gb.db.commit()

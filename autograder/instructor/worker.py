@@ -243,7 +243,7 @@ class Worker:
         unit = job.unit
         deadline, stamp = self.course.deadlines.for_unit(unit.assignment, unit.student), deadlines.read_timestamp(unit.folder)
         with Gradebook(self.course.db_url, self.course.course_id) as gb:
-            deadlines.write_to_gradebook(gb, unit.assignment, unit.student, deadline, stamp)
+            deadlines.write_to_gradebook(gb, self.course.deadlines, unit.assignment, unit.student, stamp)
         job.record.lateness = deadlines.lateness(deadline, stamp)
 
     def intake(self, job):
