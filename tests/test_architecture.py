@@ -4,7 +4,7 @@ Every module of ``autograder/`` and ``solutions_lib/`` is parsed (imports inside
 count too) and each import of the course's own modules must point to a lower layer:
 
     kit (autograder/*.py) -> solutions_lib -> split's process ends (wire -> agent, proxy) ->
-    nbcells -> records -> intake, integrity, sandbox, zygote, build -> nbexec, feedback ->
+    nbcells -> deadlines -> records -> intake, integrity, sandbox, zygote, build -> nbexec, feedback, latepenalty ->
     split.execute -> canary -> worker, pool, report -> dask_pool, synthetic (answers -> adversaries -> escapes ->
     classroom -> demo), hub (deploy -> host, exchange -> demo -> commands), mutants -> cli
 
@@ -28,9 +28,10 @@ LAYERS = [
     [f"{I}.split.wire"],
     [f"{I}.split.agent", f"{I}.split.proxy"],
     [f"{I}.nbcells"],
+    [f"{I}.deadlines"],
     [f"{I}.records"],
     [f"{I}.intake", f"{I}.integrity", f"{I}.sandbox", f"{I}.zygote", f"{I}.build"],
-    [f"{I}.nbexec", f"{I}.feedback"],
+    [f"{I}.nbexec", f"{I}.feedback", f"{I}.latepenalty"],
     [f"{I}.split.execute"],
     [f"{I}.canary"],
     [f"{I}.worker", f"{I}.pool", f"{I}.report", f"{I}.hub.deploy"],

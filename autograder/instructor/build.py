@@ -12,7 +12,10 @@
    restores it over a student's copy. Then it writes ``release/README.md`` (how students
    set up and work), ``release/requirements.txt`` and ``release/environment.yml`` (what they
    install: JupyterLab, ipywidgets and nbgrader for its Validate button, no solutions; the
-   README's ``STUDENT_SETUP_COMMANDS`` switch nbgrader's instructor tools off).
+   README's ``STUDENT_SETUP_COMMANDS`` switch nbgrader's instructor tools off). The due dates
+   of ``course/deadlines.yml`` go into the README and into a header cell of every release
+   notebook (``add_deadline_header``: a markdown cell without nbgrader metadata, after the
+   title, so that intake and grading see an ordinary cell).
 2. Verifies the release (``verify_release``): no solution or hidden-test text, no
    ``solutions_lib``, no outputs, every graded cell in place.
 3. Validates with nbgrader, so that failures fail: every source notebook must pass all its
@@ -33,13 +36,15 @@ from pathlib import Path
 
 import nbformat
 
+from . import deadlines as deadlines_module
 from .nbcells import (PACKAGE, CourseError, assignments, find_root, grade_id, is_solution, kit_modules, load_config,
                       nbgrader_meta, notebooks)
 
 #: The folder the kit goes into, inside every assignment: the modules at the top of ``autograder/``.
 KIT = "autograder"
-#: Dependencies students do not list themselves (nbgrader, which they do get, brings both).
-INSTRUCTOR_ONLY = ("nbformat", "nbclient")
+#: Dependencies students do not list themselves (nbgrader, which they do get, brings all three;
+#: pyyaml reads the instructor's course/deadlines.yml).
+INSTRUCTOR_ONLY = ("nbformat", "nbclient", "pyyaml")
 #: Files the build writes at the top of release/, next to the assignments.
 RELEASE_FILES = ("README.md", "environment.yml", "requirements.txt", "nbgrader_config.py")
 #: The students' nbgrader_config.py: `nbgrader validate` finds it (no "No nbgrader_config.py
@@ -66,6 +71,9 @@ STUDENT_SETUP_COMMANDS = (
 )
 #: What students read first, at the top of the release (filled in by ``write_student_files``).
 STUDENT_README = Path(__file__).with_name("templates") / "student_README.md"
+
+#: The id of the header cell with the due date (fixed, so that a build is the same every time).
+DEADLINE_CELL_ID = "nn-course-deadline"
 
 #: Markers nbgrader uses in source notebooks; none may survive into the release.
 MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS",
@@ -135,9 +143,37 @@ def generate(root, release_dir=None, use_db=True, only=None):
     missing = [n for n in names if not notebooks(target / n)]
     if missing:
         raise BuildError(f"nbgrader produced no notebook for {', '.join(missing)}")
+    due = course_deadlines(root)
+    for name in names:
+        for path in notebooks(target / name):
+            add_deadline_header(path, due.for_unit(name, None))
     if only is None:
         write_student_files(root, target, names)
     return target
+
+
+def course_deadlines(root):
+    """The course's ``course/deadlines.yml`` (``deadlines.Deadlines``; empty without the file)."""
+    root = Path(root)
+    return deadlines_module.load(root / "course" / deadlines_module.FILE_NAME, assignments(root))
+
+
+def deadline_text(deadline):
+    """What students read about one assignment's due date ('' without one)."""
+    return f"**Due:** {deadline.describe()[len('due '):]}" if deadline else ""
+
+
+def add_deadline_header(path, deadline):
+    """Put the due date into the release notebook at ``path``: a markdown cell after the title
+    (without nbgrader metadata: nbgrader, the intake and the scan treat it as any text cell)."""
+    if deadline is None:
+        return
+    nb = nbformat.read(path, as_version=4)
+    cell = nbformat.v4.new_markdown_cell(deadline_text(deadline) + " The time you submit is what counts; an "
+                                         "extension granted to you moves your due date (and cutoff) by its length.")
+    cell.id = DEADLINE_CELL_ID
+    nb.cells.insert(1 if nb.cells and nb.cells[0].cell_type == "markdown" else 0, cell)
+    nbformat.write(nb, path)
 
 
 def _student_dependencies(root):
@@ -158,7 +194,12 @@ def write_student_files(root, target, names):
     - nbgrader_config.py: ``STUDENT_NBGRADER_CONFIG``, for ``nbgrader validate`` in release/.
     """
     deps, python = _student_dependencies(root)
-    listing = "\n".join(f"- `{name}/`" for name in names)
+    due = course_deadlines(root)
+    listing = "\n".join(f"- `{name}/`" + (f": {deadline_text(due.for_unit(name, None))}" if due.for_unit(name, None) else "")
+                        for name in names)
+    if due.assignments:
+        listing += ("\n\nA late submission loses points as its due date says; after a hard cutoff (or the "
+                    "last day of the policy) it gets 0 points. Your feedback says what was taken off and why.")
     readme = STUDENT_README.read_text(encoding="utf-8").format(
         assignments=listing, python=python.lstrip(">="),
         setup_commands="\n".join(f"    {c}" for c in STUDENT_SETUP_COMMANDS))

@@ -4,13 +4,17 @@ Feedback goes where nbgrader puts it, ``<course>/feedback/<student>/<assignment>
 nbgrader's own feedback shows the hidden tests: the autograded notebook holds them, and
 IPython's tracebacks quote their lines. Here the ``HideHiddenTests`` preprocessor removes the
 hidden regions from the test cells, shortens every traceback to its last line (the checks'
-message, written for students), and adds the grader's notes where points were withheld.
+message, written for students), adds the grader's notes where points were withheld, and says
+at the top when the submission was late, by how much, and what the late penalty took off
+(``deadlines.explain`` of the submission's lateness, from the gradebook: the worker writes the
+feedback before the ledger; nbgrader's own header shows the penalty's points).
 """
 import html
 import os
 import re
 import weakref
 from collections import defaultdict
+from datetime import timezone
 from pathlib import Path
 
 from nbconvert.exporters import HTMLExporter, TemplateExporter
@@ -24,6 +28,7 @@ from nbgrader.utils import capture_log, temp_attrs
 from traitlets import Any
 from traitlets.config import Config
 
+from .deadlines import explain, lateness
 from .nbcells import grade_id
 from .records import read_ledger
 
@@ -52,10 +57,26 @@ class HideHiddenTests(ClearHiddenTests):
         nb.cells = cells
         general = [f.message for f in (record.flags if record else [])
                    if not f.cell or f.kind in GENERAL_KINDS]
+        late = _lateness(self.course, meta) if self.course else {}
+        if late.get("seconds_late"):
+            nb.cells.insert(0, new_markdown_cell(f"**Late submission.** {html.escape(explain(late))}"))
         if general:
             nb.cells.insert(0, new_markdown_cell("**Notes from the grader on this submission:**\n\n"
                                                  + "\n".join(f"- {html.escape(m)}" for m in general)))
         return nb, resources
+
+
+def _lateness(course, meta):
+    """The submission's lateness as the gradebook has it now (``deadlines.lateness``)."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    with Gradebook(course.db_url, course.course_id) as gb:
+        try:
+            stamp = gb.find_submission(meta.get("assignment"), meta.get("student")).timestamp
+        except MissingEntry:
+            return {}
+    deadline = course.deadlines.for_unit(meta.get("assignment"), meta.get("student"))
+    return lateness(deadline, stamp and stamp.replace(tzinfo=timezone.utc), meta.get("late_penalty") or 0.0)
 
 
 def _notes(record):

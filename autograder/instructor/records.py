@@ -6,7 +6,7 @@
   ``severity`` (``info``, ``review`` or ``tampering``) and its evidence;
 - ``Score``: one graded cell: nbgrader's score in the student's kernel, the re-check's, the
   final one;
-- ``Record``: everything about one unit: status, scores, flags, diagnoses, times. It is what
+- ``Record``: everything about one unit: status, scores, flags, diagnoses, lateness, times. It is what
   the ledger stores (``<course>/grading/ledger/<assignment>/<student>.json``), what the
   report and the demo read, and what the tests check.
 
@@ -19,6 +19,7 @@ import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from . import deadlines as deadlines_module
 from . import nbcells
 
 #: Bumped when a change of the grader changes grades: every record older than it is regraded.
@@ -51,6 +52,8 @@ class Course:
         self.ledger = self.state / "ledger"
         self.assignments = nbcells.assignments(self.source.parent) if self.source.name == "source_notebooks" \
             else sorted(p.name for p in self.source.iterdir() if p.is_dir())
+        #: Due dates, late policy, extensions (``deadlines.yml`` next to nbgrader_config.py; none: never late).
+        self.deadlines = deadlines_module.load(self.dir / deadlines_module.FILE_NAME, self.assignments)
 
     def __deepcopy__(self, memo):
         return self                      # where a course is does not change: nbgrader's configs may share it
@@ -144,6 +147,12 @@ class Record:
     events: list = field(default_factory=list)       # [{"kind", "cell", "grade_id", ...}] from execution
     seconds: dict = field(default_factory=dict)      # {step: seconds}
     error: str = ""
+    #: ``deadlines.lateness``: "timestamp" (ISO, UTC, or None: no timestamp.txt), "due" (the
+    #: assignment's due date, ISO UTC, None: it has none), "extension" (seconds), "penalty" (points
+    #: nbgrader took off the notebook), and "seconds_late" (after the extension), "days_late"
+    #: (started days), "percent" (of the score), "cutoff", "past" ("cutoff", "max-days" or ""),
+    #: "policy" (in words), "timezone" (the course's, for showing the dates).
+    lateness: dict = field(default_factory=dict)
 
     @property
     def key(self):
@@ -178,8 +187,12 @@ class Record:
 
 # ------------------------------------------------------------------------------ the ledger
 def fingerprint(unit, course):
-    """sha256 of what a unit's grade depends on: its files, its source notebook, the grader."""
+    """sha256 of what a unit's grade depends on: its files (timestamp.txt too), its source
+    notebook, its effective deadline (due date, extension, cutoff, policy), the grader."""
     digest = hashlib.sha256(f"v{GRADER_VERSION}".encode())
+    deadline = course.deadlines.for_unit(unit.assignment, unit.student)
+    if deadline is not None:
+        digest.update(deadline.key().encode())
     digest.update(course.source_notebook(unit.assignment).read_bytes())
     if unit.folder:
         for path in sorted(Path(unit.folder).rglob("*")):
@@ -231,6 +244,7 @@ def withhold(course, assignment, student):
         except MissingEntry:
             return 0
         for notebook in submission.notebooks:
+            notebook.late_submission_penalty = None          # nothing to take points off
             for g in notebook.grades:
                 if g.cell.cell_type == "code":
                     g.auto_score, g.needs_manual_grade = 0.0, True

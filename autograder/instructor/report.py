@@ -6,11 +6,15 @@ Writes, into ``--out`` (default ``<course>/report``):
 
 - ``grades.csv``: nbgrader's own export (one row per student and assignment);
 - ``exercises.csv``: one row per student, assignment and exercise: nbgrader's score in the
-  student's kernel, the re-check's, the final score, and the flags;
+  student's kernel, the re-check's, the final score, the flags, and the submission's lateness
+  (``days_late``: started days after the due date and extension; ``late_penalty``: the points
+  nbgrader took off the notebook, the same on each row of a submission);
 - ``flags.csv``: every flag with its evidence;
 - ``index.html`` with PNG plots: the score distribution of every exercise, the totals, the
   most frequent diagnoses ("31 % of submissions: dW ... is transposed"), the flagged
-  submissions with their evidence, and grading times.
+  submissions with their evidence, lateness per assignment (on time, late with a penalty,
+  0 points past the cutoff or the policy's last day, no timestamp) with the late submissions,
+  and grading times.
 
 and the feedback that is missing (``feedback.write_feedback``: nbgrader's, without the hidden
 tests), in ``<course>/feedback/<student>/<assignment>/``.
@@ -47,8 +51,27 @@ def exercise_rows(records):
         for grade_id, s in r.scores.items():
             rows.append({"student": r.student, "assignment": r.assignment, "exercise": grade_id, "kind": s.kind,
                          "max": s.max, "nbgrader": s.nbgrader, "final": s.final,
-                         "status": r.status, "flags": kinds})
+                         "status": r.status, "flags": kinds, **_late_columns(r)})
     return rows
+
+
+def _late_columns(record):
+    late = record.lateness or {}
+    return {"days_late": late.get("days_late", "") if late.get("due") else "",
+            "late_penalty": late.get("penalty", "") if late.get("due") else ""}
+
+
+def lateness_kind(record):
+    """How a submission stands with its due date: 'on time', 'late', 'zero' (past the cutoff or
+    the policy's last day), 'no timestamp', or '' (no due date, or nothing submitted)."""
+    late = record.lateness or {}
+    if not late.get("due") or record.status in ("missing", ""):
+        return ""
+    if not late.get("timestamp"):
+        return "no timestamp"
+    if not late.get("seconds_late"):
+        return "on time"
+    return "zero" if late.get("past") else "late"
 
 
 def frequent_diagnoses(records, top=8):
@@ -116,6 +139,29 @@ def _totals_plot(plt, graded, assignments):
     return fig
 
 
+LATENESS_COLOURS = {"on time": "tab:green", "late": "tab:orange", "zero": "tab:red", "no timestamp": "tab:grey"}
+
+
+def _lateness_plot(plt, records, assignments):
+    """Stacked bars per assignment: submissions on time, late (penalised), 0 points, without a timestamp."""
+    counts = {a: Counter(lateness_kind(r) for r in records if r.assignment == a) for a in assignments}
+    names = [a for a in assignments if sum(n for k, n in counts[a].items() if k)]
+    if not names:
+        return None
+    fig, ax = plt.subplots(figsize=(8, 3.2))
+    bottom = [0] * len(names)
+    for kind, colour in LATENESS_COLOURS.items():
+        heights = [counts[a][kind] for a in names]
+        ax.bar(range(len(names)), heights, bottom=bottom, color=colour, label=kind)
+        bottom = [b + h for b, h in zip(bottom, heights)]
+    ax.set_xticks(range(len(names)), [a[:2] for a in names])
+    ax.set_xlabel("assignment")
+    ax.set_ylabel("submissions")
+    ax.set_title("submissions and their due dates (zero: past the cutoff or the last late day)")
+    ax.legend(fontsize=7)
+    return fig
+
+
 def _times_plot(plt, records):
     seconds = [r.seconds["total"] for r in records if r.seconds.get("total")]
     if not seconds:
@@ -150,6 +196,7 @@ def _plots(records, out, assignments):
         if rs and rs[0].tests:
             save(_exercise_plot(plt, rs, assignment), assignment, f"scores_{assignment}.png")
     save(_totals_plot(plt, graded, assignments), "totals", "totals.png")
+    save(_lateness_plot(plt, records, assignments), "lateness", "lateness.png")
     save(_times_plot(plt, records), "times", "times.png")
     return images
 
@@ -186,7 +233,8 @@ def report(course_dir, out=None, feedback=True, force_feedback=False, log=print)
         raise FileNotFoundError(f"no graded submissions in {course.ledger}: run `nn-course grade` first.")
     export_grades(course, out / "grades.csv")
     _csv(out / "exercises.csv", exercise_rows(records), ["student", "assignment", "exercise", "kind", "max",
-                                                         "nbgrader", "final", "status", "flags"])
+                                                         "nbgrader", "final", "status", "flags", "days_late",
+                                                         "late_penalty"])
     flags = [{"student": r.student, "assignment": r.assignment, **f.as_dict()} for r in records for f in r.flags]
     _csv(out / "flags.csv", flags, ["student", "assignment", "severity", "kind", "cell", "message", "evidence"])
     if feedback:
@@ -235,6 +283,7 @@ def _html(course, records, images, diagnoses, feedback, quality=False):
             parts.append(f"<h3>{e(assignment)}</h3><img src='{images[assignment]}'>")
         parts += _diagnoses_table(diagnoses.get(assignment, []))
     parts += _flags_table(flagged)
+    parts += _lateness_section(records, images)
     parts += _times_section(records, images)
     return "\n".join(parts)
 
@@ -256,6 +305,26 @@ def _flags_table(flagged):
             lines.append(f"<tr class='{e(f.severity)}'><td>{e(r.student)}</td><td>{e(r.assignment)}</td>"
                          f"<td>{e(f.kind)}</td><td>{e(f.message)}</td><td><code>{e(f.evidence[:300])}</code></td></tr>")
     return lines + ["</table>"]
+
+
+def _lateness_section(records, images):
+    late = [r for r in records if lateness_kind(r) in ("late", "zero")]
+    if "lateness" not in images:
+        return []
+    lines = [f"<h2>Deadlines</h2><img src='{images['lateness']}'>",
+             f"<p>{len(late)} late submissions; nbgrader's penalties are in grades.csv "
+             "(<code>late_submission_penalty</code>, <code>score</code> = raw score − penalty).</p>"]
+    if late:
+        lines.append("<table><tr><th>student</th><th>assignment</th><th>submitted</th><th>due</th>"
+                     "<th>extension</th><th>days late</th><th>penalty (points)</th></tr>")
+        for r in late:
+            x = r.lateness
+            lines.append(f"<tr><td>{e(r.student)}</td><td>{e(r.assignment)}</td><td>{e(x['timestamp'])}</td>"
+                         f"<td>{e(x['due'])}</td><td>{x.get('extension', 0) / 3600:g} h</td>"
+                         f"<td>{x.get('days_late')}{' (0 points: ' + e(x['past']) + ')' if x.get('past') else ''}</td>"
+                         f"<td>{x.get('penalty', 0):g}</td></tr>")
+        lines.append("</table>")
+    return lines
 
 
 def _times_section(records, images):

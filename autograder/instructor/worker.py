@@ -4,6 +4,8 @@
 the same name (``Worker.STEPS``); a step may end the unit early (nothing to grade, or
 nbgrader failed), and the ledger is written last whatever happened:
 
+0. ``deadline``  the unit's due date, extension and submission time into the gradebook
+                 (``deadlines.write_to_gradebook``: nbgrader's late penalty comes from them);
 1. ``intake``    normalise the submission (``intake.normalize``); nothing to grade: 0 points;
 2. ``autograde`` nbgrader's Autograde, its execution split in two processes
                  (``split.execute.SplitExecute``): the student's cells in the sandboxed student
@@ -40,7 +42,7 @@ import nbformat
 
 from . import canary as canary_module
 from . import feedback as feedback_module
-from . import integrity, intake, sandbox, zygote
+from . import deadlines, integrity, intake, sandbox, zygote
 from .nbcells import grade_id
 from .nbexec import ZYGOTE, ExecutionLog, StderrIsNotFailure, error_text, failed_part_text
 from .split import execute as split
@@ -77,7 +79,7 @@ class Job:
 
 class Worker:
     """Grades units one after the other (see the module docstring)."""
-    STEPS = ("intake", "autograde", "scan", "score", "feedback")
+    STEPS = ("deadline", "intake", "autograde", "scan", "score", "feedback")
 
     def __init__(self, course_dir, limits, index=0, feedback=True):
         from nbgrader.apps import NbGraderAPI
@@ -114,6 +116,9 @@ class Worker:
         config.Autograde.autograde_preprocessors = [
             split.SplitExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput, StderrIsNotFailure,
             SaveAutoGrades, AssignLatePenalties]        # (the metadata was checked once, before: sanitize)
+        from .latepenalty import DeadlinePenalty     # deadlines.yml's policy, applied by nbgrader
+        config.AssignLatePenalties.plugin_class = DeadlinePenalty
+        config.DeadlinePenalty.course = self.course
         for name in ("SplitExecute", "StderrIsNotFailure"):
             config[name].execution_log = self.log
         box, grader = self.box, self.grader_dir
@@ -243,6 +248,16 @@ class Worker:
         write_ledger(course, record)         # 7. last: a unit without its record is graded again
         return record
 
+    def deadline(self, job):
+        """0. Due date, extension and submission time into the gradebook; old late penalties reset."""
+        from nbgrader.api import Gradebook
+
+        unit = job.unit
+        deadline, stamp = self.course.deadlines.for_unit(unit.assignment, unit.student), deadlines.read_timestamp(unit.folder)
+        with Gradebook(self.course.db_url, self.course.course_id) as gb:
+            deadlines.write_to_gradebook(gb, self.course.deadlines, unit.assignment, unit.student, stamp)
+        job.record.lateness = deadlines.lateness(deadline, stamp)
+
     def intake(self, job):
         """1. The gradable form of the submission; with nothing to grade, every grade 0."""
         unit, record = job.unit, job.record
@@ -271,7 +286,7 @@ class Worker:
                            + (result.get("log") or "")[-2000:])
             return
         job.graded_nb = nbformat.read(self.course.autograded_notebook(record), as_version=4)
-        job.nbgrader = self._scores(unit, record.notebook)
+        job.nbgrader, record.lateness["penalty"] = self._scores(unit, record.notebook)
 
     def scan(self, job):
         """3. The static scan of every cell the student wrote (evidence for a human)."""
@@ -316,20 +331,22 @@ class Worker:
         """A step raised: no score of this unit stays in the gradebook unseen; the unit is an error."""
         record = job.record
         record.scores = {g: Score(s.max, s.kind, s.nbgrader, final=0.0) for g, s in record.scores.items()}
-        withheld = withhold(self.course, job.unit.assignment, job.unit.student)
+        withheld = withhold(self.course, job.unit.assignment, job.unit.student)   # late penalty reset too
+        if record.lateness:
+            record.lateness["penalty"] = 0.0
         record.flag("withheld", f"grading stopped at step '{step}' with an error of the grader; the "
                     f"{withheld} autograded scores are withheld (0, marked for a manual grade) until it is "
                     "graded again.", "review", evidence=(why.strip().splitlines() or [""])[-1][:300])
         job.end("error", why[-3000:])
 
     def _scores(self, unit, name):
-        """{grade_id: Score} of the unit's notebook as nbgrader graded it, from the gradebook."""
+        """({grade_id: Score}, late penalty) of the unit's notebook as nbgrader graded it, from the gradebook."""
         from nbgrader.api import Gradebook
 
         with Gradebook(self.course.db_url, self.course.course_id) as gb:
             sub = gb.find_submission_notebook(Path(name).stem, unit.assignment, unit.student)
-            return {g.name: Score(g.max_score, "test" if g.cell.cell_type == "code" else "written", g.auto_score)
-                    for g in sub.grades}
+            return ({g.name: Score(g.max_score, "test" if g.cell.cell_type == "code" else "written", g.auto_score)
+                     for g in sub.grades}, sub.late_submission_penalty or 0.0)
 
     def _zero(self, unit, name):
         """Create the submission in the gradebook with every grade at 0; returns its scores."""
