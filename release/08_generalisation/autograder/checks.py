@@ -301,7 +301,7 @@ def _ratio_advice(name, actual, expected):
                 "it should keep. If this is a ReLU, take the mask from the pre-activation "
                 "(h̄ > 0), not from the gradient or the output; if units are dropped, use the "
                 "same mask as in the forward pass.")
-    if np.all(r > 0) and np.ptp(r) > 1e-3:
+    if np.all(r > 0) and np.ptp(r) > 1e-3 and np.count_nonzero(np.abs(r - 1) > 1e-6) > 1:
         if np.all(r <= 0.25 + 1e-9):
             return (f"{name} is the expected value multiplied entry by entry by numbers in "
                     "(0, ¼]: that is a σ′ factor too many. With the cross-entropy on a sigmoid "
@@ -360,7 +360,7 @@ def diagnose(actual, expected, name="result", *, batch_size=None, hypotheses=())
                                           initial=0.0) <= 1e-6 * scale:
             return (f"row {zero_rows[0]} of {name} is all zeros where it should not be: the "
                     "gradient of one unit was dropped.")
-        advice = _ratio_advice(name, a, e)
+        advice = _ratio_advice(name, a, e) or _pattern_advice(name, a, e, close)
         if advice:
             return advice
     if (np.all(a >= 0) and np.all(a <= e + 1e-9 * scale) and np.max(e) > 15.0
@@ -375,8 +375,76 @@ def diagnose(actual, expected, name="result", *, batch_size=None, hypotheses=())
     if a.ndim == 0:
         return f"{name} does not match the expected value (relative error {float(err / scale):.1e})."
     idx = np.unravel_index(int(np.argmax(err)), err.shape)
-    return (f"{name} does not match: relative error {float(err.max() / scale):.1e}, worst at "
-            f"index {_fmt_index(idx)}.")
+    wrong = int(np.count_nonzero(err > 1e-6 * scale))
+    return (f"{name} does not match: {wrong} of {a.size} entries differ, relative error "
+            f"{float(err.max() / scale):.1e}, worst at index {_fmt_index(idx)}.")
+
+
+def _pattern_advice(name, a, e, close):
+    """Words for a result whose wrong entries follow a pattern: shifted by one index along an
+    axis, the right values in other places, the sign wrong in some entries only, or one row,
+    column or entry wrong and the rest right. None if there is no such pattern.
+    ``close(u, v)``: equal up to rounding (the caller's tolerance)."""
+    if a.size < 3:
+        return None
+    return (_shift_advice(name, a, e, close) or _sign_advice(name, a, e, close)
+            or _permutation_advice(name, a, e, close) or _one_place_advice(name, a, e, close))
+
+
+def _shift_advice(name, a, e, close):
+    """a[i] = e[i + s] along one axis (s = ±1), for every i where both exist."""
+    for axis in range(a.ndim):
+        n = a.shape[axis]
+        if n < 3:
+            continue
+        for s in (1, -1):
+            inner = np.take(a, range(max(0, -s), n - max(0, s)), axis=axis)
+            moved = np.take(e, range(max(0, s), n + min(0, s)), axis=axis)
+            if close(inner, moved) and not close(inner, np.take(e, range(max(0, -s), n - max(0, s)), axis=axis)):
+                where = f" along axis {axis}" if a.ndim > 1 else ""
+                return (f"{name} is the expected result shifted by one index{where}: entry i holds what "
+                        f"belongs at i{'+' if s > 0 else '-'}1. Look for an index or a slice bound that is "
+                        "off by one.")
+    return None
+
+
+def _sign_advice(name, a, e, close):
+    """The sign wrong in some entries (not all: that is -1 times, _factor_advice), right elsewhere."""
+    flipped = (np.abs(a + e) <= 1e-6 * np.max(np.abs(e))) & (np.abs(e) > 1e-9 * np.max(np.abs(e)))
+    same = np.abs(a - e) <= 1e-6 * np.max(np.abs(e))
+    if np.all(flipped | same) and 0 < np.count_nonzero(flipped & ~same) < a.size:
+        k = int(np.count_nonzero(flipped & ~same))
+        return (f"{name} has the wrong sign in {k} of {a.size} entries and is right in the others: a sign "
+                "that depends on a condition (a comparison, a branch, an absolute value) is the wrong way "
+                "round for those entries.")
+    return None
+
+
+def _permutation_advice(name, a, e, close):
+    """The same values as expected, in other places (a transpose, reshape or index mapping)."""
+    if np.ptp(e) == 0 or not close(np.sort(a, axis=None), np.sort(e, axis=None)):
+        return None
+    return (f"{name} has the right values in the wrong places (a permutation of the expected entries): "
+            "check the order of the axes (a transpose or a reshape of the wrong layout) and how indices "
+            "are mapped to entries.")
+
+
+def _one_place_advice(name, a, e, close):
+    """Exactly one row, one column or one entry wrong, everything else right."""
+    bad = np.abs(a - e) > 1e-6 * max(np.max(np.abs(e)), np.max(np.abs(a)))
+    if a.ndim == 2 and a.shape[0] >= 3 and a.shape[1] >= 2:
+        rows, cols = np.flatnonzero(bad.any(axis=1)), np.flatnonzero(bad.any(axis=0))
+        if len(rows) == 1 and a.shape[1] >= 2 and np.count_nonzero(bad) > 1:
+            return (f"only row {rows[0]} of {name} is wrong; the other {a.shape[0] - 1} rows are right: "
+                    "what is special about that row (the first or the last, a boundary case)?")
+        if len(cols) == 1 and a.shape[1] >= 3 and np.count_nonzero(bad) > 1:
+            return (f"only column {cols[0]} of {name} is wrong; the other {a.shape[1] - 1} columns are right: "
+                    "what is special about that column (the first or the last, a boundary case)?")
+    if np.count_nonzero(bad) == 1 and a.size >= 4:
+        idx = np.argwhere(bad)[0]
+        return (f"only entry {_fmt_index(idx)} of {name} is wrong; the other {a.size - 1} are right: a "
+                "boundary case (an input at 0, the first or the last index, a tie)?")
+    return None
 
 
 def _shape_advice(name, got, want, batch_size):
