@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 from nbgrader.utils import determine_grade
 
 from .nbcells import grade_id, is_test
-from .nbexec import StderrIsNotFailure, error_text
+from .nbexec import StderrIsNotFailure, error_text, failed_part_text
 from .split.execute import SplitExecute
 
 #: The course's own packages: a grading kernel that cannot import one of them cannot grade.
@@ -73,7 +73,7 @@ def grade_reference(config, log, notebook, assignment):
         if score is None or score < points:
             events = [e["kind"] for e in log.events if e.get("cell") == index]
             misses.append(Miss(assignment, grade_id(cell), float(score or 0), float(points),
-                               error_text(cell) or _stream_text(cell), events))
+                               error_text(cell) or failed_part_text(cell) or _stream_text(cell), events))
     return misses
 
 
