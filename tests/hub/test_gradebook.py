@@ -74,7 +74,7 @@ def _grade_and_check(tmp_path, db_url):
               for g, s in r.tests.items()}
     assert all(scores[("ref", g)] == maxima[g] for g in tests), "the reference answers get every point"
     assert all(scores[("blank", g)] == 0 for g in tests), "the release untouched gets none"
-    assert scores[("bug", BUG["fails"])] == 0, f"the bug ({BUG['phrase']}) loses {BUG['fails']}"
+    assert scores[("bug", BUG["fails"])] == BUG["score"], f"the bug ({BUG['cost']}) keeps {BUG['score']} of {BUG['fails']}"
     assert sum(scores[("bug", g)] == maxima[g] for g in tests) >= len(tests) - 2, "and (almost) nothing else"
     from nbgrader.api import Gradebook
 
