@@ -35,17 +35,7 @@ DASK = Path(sys.executable).parent / "dask"
 
 def scratch_course(where, assignments):
     """A course of ``assignments`` with its release and gradebook; returns its root."""
-    where = Path(where)
-    for name in assignments:
-        shutil.copytree(ROOT / "source_notebooks" / name, where / "source_notebooks" / name,
-                        ignore=shutil.ignore_patterns(build.KIT, "__pycache__"))
-    (where / "course").mkdir()
-    shutil.copy(ROOT / "course" / "nbgrader_config.py", where / "course")
-    shutil.copy(ROOT / "pyproject.toml", where)
-    build.generate(where)
-    for name in assignments:
-        build.add_kit(where / "source_notebooks" / name)
-    return where
+    return build.scratch_course(where, assignments, root=ROOT)
 
 
 def copy_course(root, out):

@@ -36,16 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def scratch_course(where):
     """A copy of the course with its release and gradebook; returns its root."""
-    where = Path(where)
-    shutil.copytree(ROOT / "source_notebooks", where / "source_notebooks",
-                    ignore=shutil.ignore_patterns(build.KIT, "__pycache__"))
-    (where / "course").mkdir()
-    shutil.copy(ROOT / "course" / "nbgrader_config.py", where / "course")
-    shutil.copy(ROOT / "pyproject.toml", where)
-    build.generate(where)
-    for name in nbcells.assignments(where):
-        build.add_kit(where / "source_notebooks" / name)
-    return where
+    return build.scratch_course(where, root=ROOT)
 
 
 def plain_nbgrader(root, submissions, assignments):

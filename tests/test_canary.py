@@ -15,6 +15,7 @@ import sysconfig
 from pathlib import Path
 
 import pytest
+from nbtools import needs_isolation
 
 from autograder.instructor import build, canary, cli, pool, records, sandbox
 from autograder.instructor.synthetic import answers, classroom
@@ -26,14 +27,7 @@ LIMITS = sandbox.Limits(cell_timeout=20, notebook_timeout=60)
 
 def _course(root, names=(NAME,)):
     """A course of its own at ``root`` with only the assignments ``names``: release, gradebook."""
-    for name in names:
-        shutil.copytree(ROOT / "source_notebooks" / name, root / "source_notebooks" / name,
-                        ignore=shutil.ignore_patterns(build.KIT, "__pycache__", ".ipynb_checkpoints"))
-    (root / "course").mkdir(parents=True)
-    shutil.copy(ROOT / "course" / "nbgrader_config.py", root / "course")
-    shutil.copy(ROOT / "pyproject.toml", root)
-    build.generate(root)
-    return root
+    return build.scratch_course(root, list(names), root=ROOT)
 
 
 def _class(root, students=("ada",)):
@@ -53,13 +47,6 @@ def _ledger(root):
     return list((root / "grading" / "ledger").rglob("*.json")) if (root / "grading" / "ledger").exists() else []
 
 
-def _needs_isolation():
-    if sandbox.isolation_available():
-        return
-    message = "bubblewrap is not installed (apt-get install bubblewrap; .ci/run does it)"
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(message, pytrace=False)
-    pytest.skip(message)
 
 
 # ------------------------------------------------------------------------------ the message
@@ -90,7 +77,7 @@ def test_a_missing_course_package_says_where_it_is_installed():
 def test_a_memory_limit_too_low_stops_the_run_and_grades_nothing(tmp_path, capsys):
     """A kernel cannot start in 400 MB: the command exits 3 with the assignment, the error and
     the fix, and not one unit is in the ledger or the gradebook."""
-    _needs_isolation()
+    needs_isolation()
     root = _course(tmp_path / "c")
     subs = _class(root, ("ada", "bob"))
     code = cli.main(["grade", str(subs), "--course", str(root / "course"), "--jobs", "1", "--memory-mb", "400",
@@ -109,7 +96,7 @@ def test_a_memory_limit_too_low_stops_the_run_and_grades_nothing(tmp_path, capsy
 def test_a_broken_kit_stops_the_run_with_the_cell_and_its_error(tmp_path):
     """The release's kit (copied into every submission) with a check that always fails: the
     canary names the first test cell, its error, and the advice to check the kit."""
-    _needs_isolation()
+    needs_isolation()
     root = _course(tmp_path / "c")
     subs = _class(root)
     checks = root / "release" / NAME / "autograder" / "checks.py"
@@ -129,7 +116,7 @@ def test_an_editable_install_under_tmp_grades_correctly_from_another_folder(tmp_
     """The course installed with `pip install -e` from a checkout under /tmp (pytest's tmp_path
     is there), `nn-course grade` run from another folder, bubblewrap installed: the reference
     answers get every point (this once gave every student 0 and reported success)."""
-    _needs_isolation()
+    needs_isolation()
     assert str(tmp_path).startswith("/tmp/"), "the case is a checkout under /tmp"
     checkout = tmp_path / "checkout"
     for part in ("autograder", "solutions_lib"):

@@ -158,15 +158,8 @@ def late_class(tmp_path_factory):
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail("bubblewrap is not installed (apt-get install bubblewrap)", pytrace=False)
         pytest.skip("bubblewrap is not installed: the grading kernels cannot run sandboxed")
-    out = tmp_path_factory.mktemp("late")
-    for name in ("01_perceptron", "02_xor"):
-        shutil.copytree(ROOT / "source_notebooks" / name, out / "source_notebooks" / name,
-                        ignore=shutil.ignore_patterns(build.KIT, "__pycache__"))
-    (out / "course").mkdir()
-    shutil.copy(ROOT / "course" / "nbgrader_config.py", out / "course")
-    shutil.copy(ROOT / "pyproject.toml", out)
-    (out / "course" / deadlines.FILE_NAME).write_text(SMALL, encoding="utf-8")
-    build.generate(out)
+    out = build.scratch_course(tmp_path_factory.mktemp("late"), ["01_perceptron", "02_xor"], root=ROOT,
+                               course_files={deadlines.FILE_NAME: SMALL})
     (src,) = nbcells.notebooks(out / "source_notebooks" / "02_xor")
     (rel,) = nbcells.notebooks(out / "release" / "02_xor")
     answered = answers.with_answers(nbformat.read(rel, as_version=4), nbformat.read(src, as_version=4))

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from nbtools import needs_isolation
 
 from autograder.instructor import build, cli, dask_pool, nbcells, pool, records, sandbox
 from autograder.instructor.synthetic import adversaries, answers, classroom
@@ -40,31 +41,14 @@ CASES = [c for c in adversaries.ADVERSARIAL if c.name == "os-exit"] + [dataclass
 DASK = Path(sys.executable).parent / "dask"
 
 
-def _needs_isolation():
-    if sandbox.isolation_available():
-        return
-    message = "bubblewrap is not installed (apt-get install bubblewrap; .ci/run does it)"
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(message, pytrace=False)
-    pytest.skip(message)
 
 
 # ------------------------------------------------------------------------------ the course and the class
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     """A course of two assignments with its release and gradebook (nbgrader generate_assignment)."""
-    _needs_isolation()
-    out = tmp_path_factory.mktemp("dask-course")
-    for name in ASSIGNMENTS:
-        shutil.copytree(ROOT / "source_notebooks" / name, out / "source_notebooks" / name,
-                        ignore=shutil.ignore_patterns(build.KIT, "__pycache__"))
-    (out / "course").mkdir()
-    shutil.copy(ROOT / "course" / "nbgrader_config.py", out / "course")
-    shutil.copy(ROOT / "pyproject.toml", out)
-    build.generate(out)
-    for name in ASSIGNMENTS:
-        build.add_kit(out / "source_notebooks" / name)
-    return out
+    needs_isolation()
+    return build.scratch_course(tmp_path_factory.mktemp("dask-course"), ASSIGNMENTS, root=ROOT)
 
 
 @pytest.fixture(scope="module")

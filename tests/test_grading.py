@@ -21,6 +21,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from nbtools import needs_isolation
 
 from autograder.instructor import (build, cli, feedback, intake, integrity, nbcells, nbexec, pool, records, report,
                                    sandbox, worker)
@@ -39,14 +40,6 @@ def _notebooks(name):
     return nbformat.read(rel, as_version=4), nbformat.read(src, as_version=4)
 
 
-def _needs_isolation():
-    if sandbox.isolation_available():
-        return
-    message = ("bubblewrap is not installed (apt-get install bubblewrap; .ci/run does it): the "
-               "sandbox of the grading kernels cannot be tested")
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(message, pytrace=False)
-    pytest.skip(message)
 
 
 # ------------------------------------------------------------------------------ intake
@@ -232,7 +225,7 @@ def test_only_the_box_and_the_bound_folders_are_there(tmp_path):
     (a fresh clone in /tmp once could not start a kernel), its sibling (a course folder) is
     not there at all, the box is writable and what is written there is seen outside, and a
     write to the read-only folder fails."""
-    _needs_isolation()
+    needs_isolation()
     kit, course, box = tmp_path / "kit", tmp_path / "course", tmp_path / "box"
     kit.mkdir()
     (kit / "module.py").write_text("X = 1\n")
@@ -250,21 +243,12 @@ def test_only_the_box_and_the_bound_folders_are_there(tmp_path):
 @pytest.fixture(scope="module")
 def scratch_course(tmp_path_factory):
     """A copy of the course with its release and gradebook (nbgrader generate_assignment)."""
-    out = tmp_path_factory.mktemp("course")
-    for part in ("source_notebooks",):
-        shutil.copytree(ROOT / part, out / part, ignore=shutil.ignore_patterns(build.KIT, "__pycache__"))
-    (out / "course").mkdir()
-    shutil.copy(ROOT / "course" / "nbgrader_config.py", out / "course")
-    shutil.copy(ROOT / "pyproject.toml", out)
-    build.generate(out)
-    for name in ASSIGNMENTS:
-        build.add_kit(out / "source_notebooks" / name)
-    return out
+    return build.scratch_course(tmp_path_factory.mktemp("course"), root=ROOT)
 
 
 @pytest.fixture(scope="module")
 def grading_worker(scratch_course):
-    _needs_isolation()
+    needs_isolation()
     w = worker.Worker(scratch_course / "course", LIMITS, index=9)
     yield w
     w.close()
@@ -323,7 +307,7 @@ def test_kernel_limits_interrupt_memory_and_death(grading_worker):
 def test_a_step_that_fails_after_nbgrader_scored_withholds_the_scores(scratch_course, tmp_path, monkeypatch):
     """nbgrader has written full marks; then a later step of the grader raises: the unit is an
     error, and the gradebook holds 0, marked for a manual grade, not nbgrader's points."""
-    _needs_isolation()
+    needs_isolation()
     from nbgrader.api import Gradebook
 
     out = _copy_of(scratch_course, tmp_path / "c")             # a course of its own: the class tests
@@ -373,7 +357,7 @@ def _digest(folder):
 @pytest.fixture(scope="module")
 def graded_class(scratch_course):
     """The test class, graded once: (course, roster, {(student, assignment): record}, summary, digests)."""
-    _needs_isolation()
+    needs_isolation()
     out = scratch_course
     subs = out / "submissions"
     roster = classroom.make_class(out / "source_notebooks", out / "release", subs, correct=1, blank=1,
@@ -520,7 +504,7 @@ def _copy_of(course_root, out):
 
 @pytest.mark.slow
 def test_an_lms_zip_is_collected_and_graded(scratch_course, tmp_path):
-    _needs_isolation()
+    needs_isolation()
     out = _copy_of(scratch_course, tmp_path / "c")
     release, source = _notebooks("02_xor")
     archive = tmp_path / "lms-download.zip"
@@ -539,7 +523,7 @@ def test_an_lms_zip_is_collected_and_graded(scratch_course, tmp_path):
 
 @pytest.mark.slow
 def test_kill_9_in_the_middle_loses_and_duplicates_nothing(scratch_course, tmp_path):
-    _needs_isolation()
+    needs_isolation()
     from nbgrader.api import Gradebook
 
     out = _copy_of(scratch_course, tmp_path / "c")

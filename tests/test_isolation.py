@@ -23,6 +23,7 @@ from pathlib import Path
 import nbformat
 import numpy as np
 import pytest
+from nbtools import needs_isolation
 
 from autograder.instructor import build, nbcells, records, sandbox, worker
 from autograder.instructor.split import agent, proxy, wire
@@ -36,15 +37,6 @@ MARK = "NN-PROBE "
 SYSTEM = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/dev", "/proc", "/etc")
 
 
-def _needs_isolation():
-    """As in test_grading.py: skip without bubblewrap, fail under CI."""
-    if sandbox.isolation_available():
-        return
-    message = ("bubblewrap is not installed (apt-get install bubblewrap; .ci/run does it): the "
-               "sandbox of the student's process cannot be tested")
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(message, pytrace=False)
-    pytest.skip(message)
 
 
 # ------------------------------------------------------------------------------ the wire, in threads
@@ -345,17 +337,7 @@ def mse(h, y):
 @pytest.fixture(scope="module")
 def probe_course(tmp_path_factory):
     """A scratch course with its release and gradebook (as test_grading's scratch_course)."""
-    import shutil
-
-    out = tmp_path_factory.mktemp("course")
-    shutil.copytree(ROOT / "source_notebooks" / NAME, out / "source_notebooks" / NAME,
-                    ignore=shutil.ignore_patterns(build.KIT, "__pycache__"))
-    (out / "course").mkdir()
-    shutil.copy(ROOT / "course" / "nbgrader_config.py", out / "course")
-    shutil.copy(ROOT / "pyproject.toml", out)
-    build.generate(out)
-    build.add_kit(out / "source_notebooks" / NAME)
-    return out
+    return build.scratch_course(tmp_path_factory.mktemp("course"), [NAME], root=ROOT)
 
 
 @pytest.fixture(scope="module")
@@ -457,7 +439,7 @@ def test_an_answer_cannot_import_or_read_the_references(graded_probe):
     """``import solutions_lib`` fails with ModuleNotFoundError, nothing of it is loaded; the
     source notebooks, the course folder (gradebook, config), the repository checkout cannot
     be read, while the kit in the box can (the probe's control)."""
-    _needs_isolation()
+    needs_isolation()
     seen = _answer_observation(graded_probe)
     assert seen["import"] == "ModuleNotFoundError"
     assert seen["modules"] == []
@@ -475,7 +457,7 @@ def test_nothing_outside_the_box_but_system_and_python_folders(graded_probe):
     in the sandbox wrote on its own tmpfs (``made``: the root and /tmp of the sandbox, on a
     device of their own); of the worker's scratch folder only the box and the agent's folder
     (and the read-only kits and data) are the host's, its control sockets are not there."""
-    _needs_isolation()
+    needs_isolation()
     seen = _answer_observation(graded_probe)
     assert seen["outside"] == [], seen["outside"]
     print("made inside the sandbox, outside the box:", seen["made"])
@@ -489,7 +471,7 @@ def test_nothing_outside_the_box_but_system_and_python_folders(graded_probe):
 def test_an_answer_reaches_no_network_and_no_control_socket(graded_probe):
     """A TCP connection to a server listening on the host's loopback fails (no connection
     arrives), and the zygotes' control sockets are not there to connect to."""
-    _needs_isolation()
+    needs_isolation()
     seen = _answer_observation(graded_probe)
     assert seen["tcp"] != "connected" and seen["tcp"].endswith("Error"), seen["tcp"]
     assert graded_probe["accepted"] == [], "the server got no connection from the sandbox"
@@ -502,7 +484,7 @@ def test_no_process_in_the_sandbox_holds_the_graders_environment(graded_probe):
     """Every process the student's code can see in its PID namespace (``/proc/*/environ``:
     the zygote, the kernels, bubblewrap) has at most the kernel's own environment: nothing of
     the grader's (tokens, paths of the course, the CI's variables) reaches the sandbox."""
-    _needs_isolation()
+    needs_isolation()
     seen = _answer_observation(graded_probe)
     kernel = set(graded_probe["kernel_env"]) | {"PWD"}     # bubblewrap's --chdir sets PWD (the box)
     leaked = {pid: sorted(set(names) - kernel) for pid, names in seen["environ"].items()

@@ -43,15 +43,7 @@ NUMBER = "def dense_backward(dH, cache):\n    print(4.0)\n    return 4.0\n"
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
     """graded[student] -> (record, autograded notebook), each graded once by one Worker."""
-    import shutil
-
-    out = tmp_path_factory.mktemp("course")
-    shutil.copytree(ROOT / "source_notebooks" / NAME, out / "source_notebooks" / NAME,
-                    ignore=shutil.ignore_patterns(build.KIT, "__pycache__"))
-    (out / "course").mkdir()
-    shutil.copy(ROOT / "course" / "nbgrader_config.py", out / "course")
-    shutil.copy(ROOT / "pyproject.toml", out)
-    build.generate(out)
+    out = build.scratch_course(tmp_path_factory.mktemp("course"), [NAME], root=ROOT)
     course = records.Course(out / "course")
     release = nbformat.read(course.release_notebook(NAME), as_version=4)
     source = nbformat.read(course.source_notebook(NAME), as_version=4)

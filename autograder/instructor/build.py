@@ -216,6 +216,27 @@ def write_student_files(root, target, names):
     (Path(target) / "nbgrader_config.py").write_text(STUDENT_NBGRADER_CONFIG, encoding="utf-8")
 
 
+def scratch_course(out, assignments_=None, root=None, course_files=None):
+    """A course of its own in ``out`` (a new or empty folder) for grading tests, benchmarks and
+    mutants: the source notebooks of ``assignments_`` (default: all) of the course at ``root``,
+    its ``nbgrader_config.py`` (and ``course_files``, {name: text}, written next to it), a release
+    and a gradebook made by nbgrader, and the kit in every source folder. Returns ``out``."""
+    root = Path(root or find_root())
+    out = Path(out)
+    for name in assignments_ or assignments(root):
+        shutil.copytree(root / "source_notebooks" / name, out / "source_notebooks" / name,
+                        ignore=shutil.ignore_patterns(KIT, ".ipynb_checkpoints", "__pycache__"))
+    (out / "course").mkdir(parents=True, exist_ok=True)
+    shutil.copy(root / "course" / "nbgrader_config.py", out / "course")
+    shutil.copy(root / "pyproject.toml", out)
+    for name, text in (course_files or {}).items():
+        (out / "course" / name).write_text(text, encoding="utf-8")
+    generate(out)
+    for name in assignments(out):
+        add_kit(out / "source_notebooks" / name)
+    return out
+
+
 def add_kit(folder):
     """Copy the student-facing modules of ``autograder`` into ``folder/autograder/``.
 

@@ -470,18 +470,11 @@ def prepare(out, assignments_, root=None, log=print):
     """A scratch copy of the course in ``out`` with only these assignments: source notebooks,
     nbgrader config, its own release and gradebook (nbgrader's generate_assignment). Returns
     its ``Course``."""
-    root = Path(root or nbcells.find_root())
     out = Path(out).resolve()
     if out.exists():
         shutil.rmtree(out)
-    (out / "course").mkdir(parents=True)
-    for assignment in assignments_:
-        shutil.copytree(root / "source_notebooks" / assignment, out / "source_notebooks" / assignment,
-                        ignore=shutil.ignore_patterns(build.KIT, ".ipynb_checkpoints", "__pycache__"))
-    shutil.copy(root / "course" / "nbgrader_config.py", out / "course")
-    shutil.copy(root / "pyproject.toml", out)
     log(f"building a scratch course with {len(assignments_)} assignments in {out} ...")
-    build.generate(out)
+    build.scratch_course(out, assignments_, root=root)
     return Course(out / "course")
 
 
